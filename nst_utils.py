@@ -10,11 +10,19 @@ Command line:
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import datetime
 import hashlib
+import io
+import json
+import math
 import os
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +113,356 @@ class ImageFileError(NSTError, ValueError):
 
 
 # ============================================================================ Runs: optimisation, saving, display
+
+LOSS_NAMES = ("total", "content", "style")  # the scalars a train step returns, in this order of display
+
+
+def make_run_dir(output_root: str | os.PathLike = OUTPUT_DIR, label: str = "run") -> Path:
+    """Create and return a new, empty folder `output_root/YYYYmmdd-HHMMSS-label[-N]`; never reuses an existing one."""
+    output_root = Path(output_root)
+    check_writable_dir(output_root)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe_label = "".join(c if c.isalnum() or c in "-_" else "-" for c in label).strip("-") or "run"
+    for n in range(1, 10_000):
+        run_dir = output_root / (f"{stamp}-{safe_label}" + (f"-{n}" if n > 1 else ""))
+        try:
+            run_dir.mkdir(parents=False)  # atomic: two runs started in the same second get different folders
+            return run_dir
+        except FileExistsError:
+            continue
+    raise NSTError(f"{output_root}: could not create a new run folder; clean out old runs")
+
+
+def check_writable_dir(directory: str | os.PathLike) -> None:
+    """Create `directory` if needed and prove that a file can be written there, before any long run starts."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise NSTError(
+            f"{directory}: output folder is not writable ({err.strerror or err}); "
+            "fix its permissions or pass another output folder"
+        ) from None
+
+
+def png_bytes(image_rgb01) -> bytes:
+    """Encode an RGB image in [0, 1], shape (H, W, 3) or (1, H, W, 3), as PNG bytes."""
+    from PIL import Image
+
+    pixels = np.asarray(image_rgb01, dtype=np.float32)
+    pixels = pixels.reshape(pixels.shape[-3:])
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def loss_curve_png(history: list[dict], width_px: int = 480, height_px: int = 300) -> bytes:
+    """Plot total, content and style cost per iteration (log scale) and return the figure as PNG bytes."""
+    from matplotlib.figure import Figure  # Figure, not pyplot: safe off the main thread, no global state
+
+    dpi = 100
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    ax = fig.add_subplot()
+    iterations = [row["iteration"] for row in history]
+    for name in LOSS_NAMES:
+        values = [row[name] for row in history]
+        if any(v > 0 for v in values):
+            ax.plot(iterations, values, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("cost")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+class MetricsLog:
+    """Appends one CSV row per iteration to `path` and flushes it, so an interrupted run keeps its metrics."""
+
+    def __init__(self, path: str | os.PathLike, fieldnames: tuple[str, ...]):
+        self.path = Path(path)
+        self.fieldnames = fieldnames
+        self._file = open(self.path, "w", newline="")  # noqa: SIM115 (kept open for the whole run, closed by close())
+        self._writer = csv.DictWriter(self._file, fieldnames=fieldnames)
+        self._writer.writeheader()
+
+    def append(self, row: Mapping) -> None:
+        """Write one row and flush it to disk."""
+        self._writer.writerow({k: row[k] for k in self.fieldnames})
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+class StyleTransferRun:
+    """Runs `train_step` for `iterations` steps in a background thread, saving snapshots and metrics to `run_dir`.
+
+    The thread keeps the notebook responsive: widget events (the α/β sliders, pause, stop) reach the kernel
+    while the optimisation runs. `wait()` blocks until the run ends; Ctrl-C / interrupt during `wait()` stops
+    the run cleanly. Every run writes `metrics.csv` (one row per iteration, flushed), snapshots
+    `iter_NNNN.png` every `save_every` iterations and `final.png`, all atomically.
+    """
+
+    def __init__(
+        self,
+        train_step: Callable[[], Mapping],
+        image,
+        iterations: int,
+        run_dir: str | os.PathLike,
+        *,
+        save_every: int = 100,
+        alpha=None,
+        beta=None,
+        live_view: bool = True,
+        display_every: int = 10,
+        params: Mapping | None = None,
+    ):
+        if int(iterations) < 0:
+            raise ValueError(f"iterations={iterations}: must be 0 or more")
+        if int(save_every) < 1:
+            raise ValueError(f"save_every={save_every}: must be 1 or more (iterations between snapshots)")
+        self.train_step = train_step  # () -> {"total", "content", "style"} scalar tensors; updates `image`
+        self.image = image  # tf.Variable (1, H, W, 3), RGB in [0, 1]
+        self.iterations = int(iterations)
+        self.run_dir = Path(run_dir)
+        self.save_every = int(save_every)
+        self.alpha = alpha  # tf.Variable read by train_step, or None
+        self.beta = beta
+        self.live_view = live_view
+        self.display_every = max(1, int(display_every))
+        self.params = dict(params or {})  # written to run_dir/params.json, so every run says how it was made
+        self.history: list[dict] = []  # one dict per finished iteration: iteration, losses, alpha, beta, seconds
+        self.saved_paths: list[Path] = []
+        self.message = ""  # how the run ended, one line
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._thread: threading.Thread | None = None
+        self._widgets = None
+        self._last_good_image = None
+
+    # -- control ---------------------------------------------------------------------------------
+    def start(self) -> StyleTransferRun:
+        """Start the optimisation in a background thread and show the live view (or a progress bar)."""
+        if self._thread is not None:
+            raise RuntimeError("this run has already been started; make a new StyleTransferRun")
+        check_writable_dir(self.run_dir)
+        if self.params:
+            (self.run_dir / "params.json").write_text(json.dumps(self.params, indent=2, default=str) + "\n")
+        if self.live_view:
+            self._widgets = self._build_widgets()
+            from IPython.display import display
+
+            display(self._widgets["box"])
+        self._thread = threading.Thread(target=self._loop, name="style-transfer", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout_s: float | None = None) -> StyleTransferRun:
+        """Block until the run ends (or `timeout_s` passes); an interrupt stops the run and keeps its work."""
+        if self._thread is None:
+            raise RuntimeError("call start() first")
+        try:
+            self._thread.join(timeout_s)
+        except KeyboardInterrupt:
+            self.stop()
+            self._thread.join()
+            print(f"Interrupted: {self.message}")
+            raise
+        if self.error is not None and not self._thread.is_alive():
+            raise self.error
+        return self
+
+    def pause(self) -> None:
+        """Pause after the current iteration."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Resume a paused run."""
+        self._running.set()
+
+    def stop(self) -> None:
+        """Stop after the current iteration; the image so far is saved as final.png."""
+        self._stop.set()
+        self._running.set()
+
+    @property
+    def done(self) -> bool:
+        """True once the background thread has finished."""
+        return self._thread is not None and not self._thread.is_alive()
+
+    @property
+    def final_path(self) -> Path:
+        """Where the final image is (or will be) saved."""
+        return self.run_dir / "final.png"
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        metrics = MetricsLog(self.run_dir / "metrics.csv", ("iteration", *LOSS_NAMES, "alpha", "beta", "seconds"))
+        progress = None if self.live_view else self._progress_bar()
+        self._last_good_image = self.image.numpy()
+        start_s = time.perf_counter()
+        finished = 0
+        try:
+            for iteration in range(1, self.iterations + 1):
+                self._running.wait()
+                if self._stop.is_set():
+                    self.message = f"stopped at iteration {finished} of {self.iterations}"
+                    break
+                step_start_s = time.perf_counter()
+                losses = {name: float(value) for name, value in self.train_step().items()}
+                image_now = self.image.numpy()
+                if not (all(math.isfinite(v) for v in losses.values()) and np.isfinite(image_now).all()):
+                    self.image.assign(self._last_good_image)
+                    self.message = (
+                        f"the cost became {losses['total']} at iteration {iteration}: restored the image from "
+                        f"iteration {finished}; lower learning_rate (e.g. halve it) and run again"
+                    )
+                    break
+                self._last_good_image = image_now
+                finished = iteration
+                row = {
+                    "iteration": iteration,
+                    **losses,
+                    "alpha": self._value(self.alpha),
+                    "beta": self._value(self.beta),
+                    "seconds": time.perf_counter() - step_start_s,
+                }
+                self.history.append(row)
+                metrics.append(row)
+                if iteration % self.save_every == 0:
+                    self._save(f"iter_{iteration:04d}.png", image_now)
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix({k: f"{row[k]:.3g}" for k in LOSS_NAMES}, refresh=False)
+                if self._widgets is not None and (iteration % self.display_every == 0 or iteration == 1):
+                    self._refresh_view(row, time.perf_counter() - start_s)
+            else:
+                self.message = f"finished {self.iterations} iterations"
+        except BaseException as err:  # any failure still saves the last good image below
+            self.error = err
+            self.message = f"failed at iteration {finished + 1}: {type(err).__name__}: {err}"
+        finally:
+            metrics.close()
+            if progress is not None:
+                progress.close()
+            self._save("final.png", self._last_good_image)
+            self.message += f"; final image: {self.final_path}"
+            if self._widgets is not None:
+                if self.history:
+                    self._refresh_view(self.history[-1], time.perf_counter() - start_s)
+                self._widgets["status"].value += f"<br><b>{self.message}</b>"
+            else:
+                print(self.message)
+
+    def _save(self, name: str, image_rgb01) -> None:
+        """Write one snapshot atomically and remember its path."""
+        path = self.run_dir / name
+        save_png_atomic(path, png_bytes(image_rgb01))
+        if path not in self.saved_paths:
+            self.saved_paths.append(path)
+
+    @staticmethod
+    def _value(variable) -> float:
+        return float("nan") if variable is None else float(variable.numpy())
+
+    # -- display ---------------------------------------------------------------------------------
+    def _progress_bar(self):
+        from tqdm import tqdm
+
+        return tqdm(total=self.iterations, desc="stylising", unit="it", mininterval=5.0, file=sys.stdout)
+
+    def _build_widgets(self) -> dict:
+        import ipywidgets as widgets
+
+        view = {
+            "image": widgets.Image(value=png_bytes(self.image.numpy()), format="png"),
+            "curve": widgets.Image(format="png"),
+            "status": widgets.HTML(value="starting…"),
+        }
+        sliders = [
+            weight_slider(variable, label)
+            for variable, label in ((self.alpha, "α (content weight)"), (self.beta, "β (style weight)"))
+            if variable is not None
+        ]
+        view["sliders"] = sliders
+        pause = widgets.ToggleButton(description="pause", icon="pause", value=False)
+        pause.observe(lambda change: self.pause() if change["new"] else self.resume(), names="value")
+        stop = widgets.Button(description="stop", icon="stop", button_style="danger")
+        stop.on_click(lambda _button: self.stop())
+        view["pause"], view["stop"] = pause, stop
+        controls = widgets.VBox([*sliders, widgets.HBox([pause, stop]), view["status"]])
+        view["box"] = widgets.VBox([widgets.HBox([view["image"], view["curve"]]), controls])
+        return view
+
+    def _refresh_view(self, row: Mapping, elapsed_s: float) -> None:
+        view = self._widgets
+        view["image"].value = png_bytes(self._last_good_image)
+        view["curve"].value = loss_curve_png(self.history)
+        speed = row["iteration"] / elapsed_s if elapsed_s > 0 else float("nan")
+        view["status"].value = (
+            f"iteration {row['iteration']}/{self.iterations} · {speed:.2f} it/s · "
+            f"α = {row['alpha']:.3g} · β = {row['beta']:.3g} · "
+            f"J = {row['total']:.4g} (content {row['content']:.4g}, style {row['style']:.4g})"
+        )
+
+
+def weight_slider(variable, description: str, min_exponent: float = -3.0, max_exponent: float = 5.0):
+    """A log-scale slider bound to a tf.Variable: moving it assigns the variable (a compiled step reads it live)."""
+    import ipywidgets as widgets
+
+    slider = widgets.FloatLogSlider(
+        value=float(variable.numpy()),
+        base=10,
+        min=min_exponent,
+        max=max_exponent,
+        step=0.05,
+        description=description,
+        continuous_update=False,
+        readout_format=".3g",
+        style={"description_width": "initial"},
+        layout=widgets.Layout(width="420px"),
+    )
+    slider.observe(lambda change: variable.assign(change["new"]), names="value")
+    return slider
+
+
+def save_png_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` via a temporary file and os.replace, so a crash never leaves half a file."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ============================================================================ Checks used by the notebook's check cells
+
+
+def check_close(what: str, got, expected, likely_mistakes: Mapping[float, str] | None = None, rtol: float = 1e-5):
+    """Assert `got` ≈ `expected`; otherwise raise an AssertionError that names the mistake that gives `got`."""
+    got_array = np.asarray(got, dtype=np.float64)
+    if got_array.shape == np.shape(expected) and np.allclose(got_array, expected, rtol=rtol, atol=1e-8):
+        return
+    hint = "re-read the formula above and compare it term by term"
+    for wrong_value, mistake in (likely_mistakes or {}).items():
+        if got_array.size == 1 and np.isclose(float(got_array.reshape(())), wrong_value, rtol=1e-4):
+            hint = mistake
+            break
+    shown = got_array.tolist() if got_array.size <= 9 else f"an array of shape {got_array.shape}"
+    raise AssertionError(f"{what}: got {shown}, expected {np.asarray(expected).tolist()}. Likely mistake: {hint}")
 
 
 # ============================================================================ Command line

@@ -1,0 +1,52 @@
+"""Re-execute a notebook at CI size and store it as nbval expects: check outputs kept, everything else empty.
+
+    python tools/store_notebook.py notebooks/01_neural_style_transfer.ipynb
+
+Cells marked `# NBVAL_IGNORE_OUTPUT` (images, timings, widgets) are stored without outputs; the other cells keep
+their text outputs, which `pytest --nbval` then compares. Execution counts and image data are never stored.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+IGNORE_MARK = "# NBVAL_IGNORE_OUTPUT"
+CI_ENVIRONMENT = {"NST_MAX_SIDE_PX": "64", "NST_ITERATIONS": "4", "NST_LIVE_VIEW": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def keep_text_only(outputs: list) -> list:
+    """Drop image and widget data from a cell's outputs, keeping streams and text/plain results."""
+    kept = []
+    for output in outputs:
+        if output.get("output_type") == "stream" or "text/plain" in output.get("data", {}):
+            if "data" in output:
+                output["data"] = {"text/plain": output["data"]["text/plain"]}
+                output["metadata"] = {}
+            kept.append(output)
+    return kept
+
+
+def main(path: str) -> None:
+    notebook_path = Path(path)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    os.environ.update({k: os.environ.get(k, v) for k, v in CI_ENVIRONMENT.items()})
+    os.environ.setdefault("NST_OUTPUT_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "nst-store-notebook"))
+    NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = None
+        cell.outputs = [] if cell.source.startswith(IGNORE_MARK) else keep_text_only(cell.outputs)
+        for output in cell.outputs:
+            if output.get("output_type") == "execute_result":
+                output["execution_count"] = None
+    notebook.metadata.pop("widgets", None)
+    nbformat.write(notebook, notebook_path)
+    print(f"stored {notebook_path} ({notebook_path.stat().st_size / 1024:.1f} KB)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
