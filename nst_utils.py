@@ -371,11 +371,43 @@ def _note(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python nst_utils.py ...`; returns the process exit code."""
+    """Entry point of `python nst_utils.py ...`; returns the process exit code (0 ok, 1 error, 130 Ctrl-C)."""
     parser = argparse.ArgumentParser(prog="python nst_utils.py", description=__doc__.splitlines()[0])
-    parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True)
+    # One add_parser per command; each sets `run`, a function of the parsed args that returns an exit code.
+    sizes = ", ".join(f"{key} {src.size_bytes / 1e6:.0f} MB" for key, src in WEIGHTS_SOURCES.items() if src.size_bytes)
+    download = commands.add_parser(
+        "download",
+        help="fetch real VGG-19 weights into pretrained-model/",
+        description="Download VGG-19 weights, resuming an interrupted download, and verify the published checksum.",
+    )
+    download.add_argument(
+        "key", nargs="?", default="keras", choices=list(WEIGHTS_SOURCES), help=f"which file ({sizes}; default keras)"
+    )
+    download.add_argument(
+        "--dest", type=Path, default=PRETRAINED_DIR, help="folder to save into (default: pretrained-model/)"
+    )
+    download.add_argument("--url", help="download from this URL instead (a mirror); the checksum is still checked")
+    download.set_defaults(run=_download_command)
+
     args = parser.parse_args(argv)
-    del args
+    try:
+        return args.run(args)
+    except NSTError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _download_command(args: argparse.Namespace) -> int:
+    """`download [key] [--dest DIR] [--url URL]`: fetch and verify, then say what happens next."""
+    path = download_weights(args.key, args.dest, args.url)
+    print(f"VGG-19 weights ready: {path}")
+    if path.parent.resolve() == PRETRAINED_DIR.resolve():
+        print("Next: load_vgg_model() will now use them.")
+    else:
+        print(f"Next: load_vgg_model() looks only in {PRETRAINED_DIR}: move the file there, keeping its name.")
     return 0
 
 
