@@ -1,0 +1,307 @@
+"""Tests of the weights downloader and `python nst_utils.py download`, against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from http_fixture import PayloadServer, closed_port_url
+
+import nst_utils
+from nst_utils import DownloadError, WeightsSource, download_weights, main
+
+PAYLOAD = np.random.default_rng(0).bytes(300_000)  # ~5 chunks of DOWNLOAD_CHUNK_BYTES
+FILENAME = "vgg19_test_weights.h5"
+FAST = {"timeout_s": 5, "backoff_s": 0.01, "progress": False}  # keyword arguments that keep tests quick
+
+
+def make_source(payload: bytes = PAYLOAD, url: str = "http://127.0.0.1:9/unused", **changes) -> WeightsSource:
+    fields = {
+        "key": "keras",
+        "filename": FILENAME,
+        "url": url,
+        "md5s": (hashlib.md5(payload).hexdigest(),),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "size_bytes": len(payload),
+    }
+    return WeightsSource(**(fields | changes))
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """A proxy set in the environment must not capture requests to 127.0.0.1."""
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def server():
+    srv = PayloadServer(PAYLOAD)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.release.set()
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+    assert not srv.handler_errors
+
+
+def fetch(server: PayloadServer, dest: Path, **kwargs) -> Path:
+    return download_weights(dest_dir=dest, source=make_source(url=server.url), **(FAST | kwargs))
+
+
+def assert_only_final_file(dest: Path) -> None:
+    assert sorted(p.name for p in dest.iterdir()) == [FILENAME]
+    assert (dest / FILENAME).read_bytes() == PAYLOAD
+
+
+def assert_nothing_saved(dest: Path) -> None:
+    assert not (dest / FILENAME).exists()
+    assert not (dest / f"{FILENAME}.part").exists()
+
+
+# ---------------------------------------------------------------------------- success and resume
+
+
+def test_download_verifies_and_moves_into_place(server, tmp_path):
+    assert fetch(server, tmp_path) == tmp_path / FILENAME
+    assert_only_final_file(tmp_path)
+    assert server.range_headers == [None]
+
+
+def test_existing_part_is_resumed_with_range(server, tmp_path):
+    (tmp_path / f"{FILENAME}.part").write_bytes(PAYLOAD[:100_000])
+    fetch(server, tmp_path)
+    assert_only_final_file(tmp_path)
+    assert server.range_headers == ["bytes=100000-"]
+
+
+def test_connection_dropped_once_is_resumed(server, tmp_path, capsys):
+    server.faults = [("close", 100_000)]
+    fetch(server, tmp_path)
+    assert_only_final_file(tmp_path)
+    assert server.range_headers == [None, "bytes=100000-"]
+    assert (
+        "connection dropped at 0.1 MB of 0.3 MB (connection closed early), resuming (try 2/5)"
+        in capsys.readouterr().out
+    )
+
+
+def test_connection_dropped_twice_is_resumed(server, tmp_path, capsys):
+    server.faults = [("close", 100_000), ("reset", 200_000)]
+    fetch(server, tmp_path)
+    assert_only_final_file(tmp_path)
+    assert server.range_headers[:2] == [None, "bytes=100000-"]
+    assert len(server.range_headers) == 3 and server.range_headers[2].startswith("bytes=")  # after an RST: ≤ 200000
+    out = capsys.readouterr().out
+    assert "resuming (try 2/5)" in out and "resuming (try 3/5)" in out
+
+
+def test_stalled_connection_times_out_and_resumes(server, tmp_path, capsys):
+    server.faults = [("stall", 150_000)]
+    fetch(server, tmp_path, timeout_s=0.3)
+    assert_only_final_file(tmp_path)
+    whole_chunks = 150_000 // nst_utils.DOWNLOAD_CHUNK_BYTES * nst_utils.DOWNLOAD_CHUNK_BYTES  # the stalled one is lost
+    assert server.range_headers == [None, f"bytes={whole_chunks}-"]
+    assert "timed out" in capsys.readouterr().out
+
+
+def test_retries_exhausted_keep_part_and_next_run_resumes(server, tmp_path):
+    server.faults = [("close", 50_000), ("close", 100_000), ("close", 150_000)]
+    with pytest.raises(
+        DownloadError,
+        match=r"stopped at 0\.1 MB of 0\.3 MB after 3 tries, the connection kept dropping.*run the same command",
+    ):
+        fetch(server, tmp_path, max_retries=2)
+    assert (tmp_path / f"{FILENAME}.part").stat().st_size == 150_000
+    assert not (tmp_path / FILENAME).exists()
+    fetch(server, tmp_path)
+    assert_only_final_file(tmp_path)
+    assert server.range_headers == [None, "bytes=50000-", "bytes=100000-", "bytes=150000-"]
+
+
+def test_server_ignoring_range_restarts_from_zero(server, tmp_path, capsys):
+    server.honour_range = False
+    (tmp_path / f"{FILENAME}.part").write_bytes(b"\0" * 100_000)  # wrong bytes: only a clean restart gives the file
+    fetch(server, tmp_path)
+    assert_only_final_file(tmp_path)
+    assert server.range_headers == ["bytes=100000-"]
+    assert "ignored the request to resume" in capsys.readouterr().out
+
+
+def test_complete_part_answered_416_is_verified(server, tmp_path):
+    (tmp_path / f"{FILENAME}.part").write_bytes(PAYLOAD)
+    fetch(server, tmp_path)
+    assert_only_final_file(tmp_path)
+    assert server.range_headers == ["bytes=300000-"]
+
+
+def test_overlong_part_answered_416_restarts_from_zero(server, tmp_path, capsys):
+    (tmp_path / f"{FILENAME}.part").write_bytes(PAYLOAD + b"extra")
+    fetch(server, tmp_path)
+    assert_only_final_file(tmp_path)
+    assert server.range_headers == ["bytes=300005-", None]
+    assert "not a genuine copy" in capsys.readouterr().out
+
+
+def test_ctrl_c_keeps_part_and_next_run_resumes(server, tmp_path, monkeypatch, capsys):
+    class InterruptingTqdm(nst_utils.tqdm):
+        def update(self, n=1):
+            if self.n + n >= 100_000:  # as if the user pressed Ctrl-C once 100 kB had arrived
+                raise KeyboardInterrupt
+            return super().update(n)
+
+    monkeypatch.setattr(nst_utils, "tqdm", InterruptingTqdm)
+    with pytest.raises(KeyboardInterrupt):
+        fetch(server, tmp_path)
+    part_bytes = (tmp_path / f"{FILENAME}.part").stat().st_size
+    assert 100_000 <= part_bytes < len(PAYLOAD)
+    assert "run the same command again to resume" in capsys.readouterr().out
+    monkeypatch.undo()
+    fetch(server, tmp_path)
+    assert_only_final_file(tmp_path)
+    assert server.range_headers == [None, f"bytes={part_bytes}-"]
+
+
+def test_existing_valid_file_makes_no_request(server, tmp_path, capsys):
+    (tmp_path / FILENAME).write_bytes(PAYLOAD)
+    assert fetch(server, tmp_path) == tmp_path / FILENAME
+    assert server.range_headers == []
+    assert "nothing to download" in capsys.readouterr().out
+
+
+def test_existing_invalid_file_is_moved_aside_and_replaced(server, tmp_path, capsys):
+    (tmp_path / FILENAME).write_bytes(b"my old file")
+    fetch(server, tmp_path)
+    assert (tmp_path / FILENAME).read_bytes() == PAYLOAD
+    assert (tmp_path / f"{FILENAME}.bad").read_bytes() == b"my old file"
+    assert f"moved it to {FILENAME}.bad" in capsys.readouterr().out
+
+
+def test_any_published_release_is_accepted_and_sha256_checked(server, tmp_path):
+    other_release = make_source(url=server.url, md5s=("0" * 32, hashlib.md5(PAYLOAD).hexdigest()), sha256="f" * 64)
+    download_weights(dest_dir=tmp_path, source=other_release, **FAST)  # sha256 belongs to the first release only
+    assert_only_final_file(tmp_path)
+    (tmp_path / FILENAME).unlink()
+    wrong_sha = make_source(url=server.url, sha256="f" * 64)
+    with pytest.raises(DownloadError, match="sha256"):
+        download_weights(dest_dir=tmp_path, source=wrong_sha, **FAST)
+    assert_nothing_saved(tmp_path)
+
+
+def test_percent_progress_bar_is_shown(server, tmp_path, capsys):
+    fetch(server, tmp_path, progress=True)
+    assert "100%" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- failures, one line each
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "part_bytes"),
+    [
+        ("text/html; charset=utf-8", b"<p>Please sign in</p>" * 100, 0),
+        ("application/octet-stream", b"\n  <!DOCTYPE html><html><body>Not here</body></html>", 0),
+        ("text/html", b"<p>Rate limited</p>" * 100, 1_000),  # an HTML answer to a resume: the .part goes too
+    ],
+)
+def test_html_page_is_refused_and_deleted(server, tmp_path, content_type, body, part_bytes):
+    server.payload, server.content_type = body, content_type
+    if part_bytes:
+        (tmp_path / f"{FILENAME}.part").write_bytes(PAYLOAD[:part_bytes])
+    with pytest.raises(DownloadError, match=r"sent an HTML page .*try --url") as error:
+        fetch(server, tmp_path)
+    assert server.url in str(error.value) and "\n" not in str(error.value)
+    assert_nothing_saved(tmp_path)
+
+
+def test_checksum_mismatch_deletes_part(server, tmp_path):
+    server.payload = PAYLOAD[:-1] + b"X"
+    with pytest.raises(DownloadError, match=r"not a genuine copy \(md5 .*Deleted .*\.part") as error:
+        fetch(server, tmp_path)
+    assert "\n" not in str(error.value)
+    assert_nothing_saved(tmp_path)
+
+
+def test_http_404_suggests_a_mirror(server, tmp_path):
+    server.status = 404
+    with pytest.raises(DownloadError, match=r"answered HTTP 404 .*moved.*--url") as error:
+        fetch(server, tmp_path)
+    assert server.url in str(error.value)
+    assert_nothing_saved(tmp_path)
+
+
+def test_connection_refused_names_url_and_manual_route(tmp_path):
+    sock, url = closed_port_url()
+    try:
+        with pytest.raises(DownloadError, match=r"cannot reach 127\.0\.0\.1") as error:
+            download_weights(dest_dir=tmp_path, source=make_source(url=url), **FAST)
+    finally:
+        sock.close()
+    message = str(error.value)
+    assert url in message and "Connection refused" in message and f"save it in {tmp_path} as {FILENAME}" in message
+    assert_nothing_saved(tmp_path)
+
+
+def test_unknown_key_lists_the_known_ones(tmp_path):
+    with pytest.raises(DownloadError, match="choose one of keras, matconvnet"):
+        download_weights("vgg16", dest_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def cli_source(server, monkeypatch):
+    """Make `download keras` expect the test payload (its checksum); the URL comes from --url."""
+    monkeypatch.setitem(nst_utils.WEIGHTS_SOURCES, "keras", make_source(url="http://127.0.0.1:9/unused"))
+
+
+def test_cli_downloads_and_says_what_next(server, cli_source, tmp_path, capsys):
+    assert main(["download", "keras", "--dest", str(tmp_path), "--url", server.url]) == 0
+    out, err = capsys.readouterr()
+    assert_only_final_file(tmp_path)
+    assert f"VGG-19 weights ready: {tmp_path / FILENAME}" in out and "load_vgg_model()" in out
+    assert "100%" in err  # the progress bar
+
+
+def test_cli_error_is_one_line_exit_1(server, cli_source, tmp_path, capsys):
+    server.status = 404
+    assert main(["download", "--dest", str(tmp_path), "--url", server.url]) == 1  # keras is the default
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "HTTP 404" in err
+
+
+def test_cli_ctrl_c_exits_130_and_keeps_part(server, cli_source, tmp_path, monkeypatch, capsys):
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nst_utils.time, "sleep", interrupt)  # Ctrl-C during the wait before a retry
+    server.faults = [("close", 100_000)]
+    assert main(["download", "--dest", str(tmp_path), "--url", server.url]) == 130
+    assert (tmp_path / f"{FILENAME}.part").stat().st_size == 100_000
+    assert "run the same command again to resume" in capsys.readouterr().out
+
+
+def test_script_entry_point_reports_error_without_traceback(server, tmp_path):
+    server.status = 404
+    script = Path(nst_utils.__file__)
+    env = os.environ | {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    result = subprocess.run(
+        [sys.executable, str(script), "download", "--dest", str(tmp_path), "--url", server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
