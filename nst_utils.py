@@ -39,6 +39,9 @@ PROJECT_DIR = Path(__file__).resolve().parent
 PRETRAINED_DIR = PROJECT_DIR / "pretrained-model"
 IMAGES_DIR = PROJECT_DIR / "images"
 OUTPUT_DIR = PROJECT_DIR / "output"
+NOTEBOOK_PATH = PROJECT_DIR / "notebooks" / "01_neural_style_transfer.ipynb"
+SAMPLE_CONTENT_PATH = IMAGES_DIR / "content_tuebingen.jpg"  # placeholder names, fixed when the images land
+SAMPLE_STYLE_PATH = IMAGES_DIR / "style_swirls.jpg"
 
 # ImageNet mean pixel, RGB order, 0-255 scale. Only a fallback: the .mat file carries its own.
 VGG_MEAN_RGB_255 = (123.68, 116.779, 103.939)
@@ -723,6 +726,67 @@ def check_close(what: str, got, expected, likely_mistakes: Mapping[float, str] |
     raise AssertionError(f"{what}: got {shown}, expected {np.asarray(expected).tolist()}. Likely mistake: {hint}")
 
 
+# ============================================================================ Headless runs (make run)
+
+
+def parse_parameter_value(text: str):
+    """Read a command-line parameter value as a Python literal (number, list, None, …), else keep it a string."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def stylise(
+    content_path: str | os.PathLike = SAMPLE_CONTENT_PATH,
+    style_path: str | os.PathLike = SAMPLE_STYLE_PATH,
+    parameters: Mapping | None = None,
+    output_root: str | os.PathLike = OUTPUT_DIR,
+    notebook_path: str | os.PathLike = NOTEBOOK_PATH,
+) -> Path:
+    """Execute the notebook headless with papermill on two images; returns the new run folder it wrote."""
+    import papermill
+
+    parameters = dict(parameters or {})
+    known = papermill.inspect_notebook(str(notebook_path))
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise NSTError(f"unknown parameter {', '.join(unknown)}; the notebook's parameters are {', '.join(known)}")
+    content_path, style_path = Path(content_path).resolve(), Path(style_path).resolve()
+    max_side_px = parameters.get("max_side_px", 400)
+    for path in (content_path, style_path):
+        load_image(path, max_side=max_side_px)  # fail in one line now, not after papermill has started a kernel
+    run_dir = make_run_dir(output_root, label=f"{content_path.stem}+{style_path.stem}")
+    parameters.update(content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False)
+    executed_path = run_dir / "notebook.ipynb"
+    print(f"Stylising {content_path.name} with {style_path.name}; writing to {run_dir}")
+    try:
+        papermill.execute_notebook(
+            str(notebook_path),
+            str(executed_path),
+            parameters=parameters,
+            cwd=str(Path(notebook_path).parent),
+            progress_bar=False,
+            log_output=True,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
+        )
+    except papermill.PapermillExecutionError as err:
+        raise NSTError(f"{err.ename}: {err.evalue} (the notebook as far as it ran: {executed_path})") from None
+    return run_dir
+
+
+def _stylise_command(args: argparse.Namespace) -> int:
+    """`stylise [--content PATH] [--style PATH] [-p NAME VALUE]...`: run the notebook headless, say where it wrote."""
+    parameters = {name: parse_parameter_value(value) for name, value in args.parameter}
+    run_dir = stylise(args.content, args.style, parameters, output_root=args.output_root)
+    print(f"Done. Final image: {run_dir / 'final.png'}")
+    print(f"      Executed notebook: {run_dir / 'notebook.ipynb'}; snapshots and metrics.csv are beside it.")
+    return 0
+
+
 # ============================================================================ Command line
 
 
@@ -745,6 +809,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     download.add_argument("--url", help="download from this URL instead (a mirror); the checksum is still checked")
     download.set_defaults(run=_download_command)
+
+    stylise_parser = commands.add_parser(
+        "stylise",
+        help="stylise a photo headless: runs the notebook with papermill into a new output/ folder",
+        description="Run the notebook top to bottom on your images; each run gets a new folder under output/.",
+    )
+    stylise_parser.add_argument("--content", type=Path, default=SAMPLE_CONTENT_PATH, help="the photo to repaint")
+    stylise_parser.add_argument("--style", type=Path, default=SAMPLE_STYLE_PATH, help="the image whose style to use")
+    stylise_parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of the notebook's parameters cell, e.g. -p iterations 300 -p max_side_px 512",
+    )
+    stylise_parser.add_argument("--output-root", type=Path, default=OUTPUT_DIR, help="where run folders go")
+    stylise_parser.set_defaults(run=_stylise_command)
 
     args = parser.parse_args(argv)
     try:
