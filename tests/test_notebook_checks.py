@@ -1,0 +1,91 @@
+"""The notebook's check cells catch a learner's typical mistakes: each broken cost fails with the right hint.
+
+The cost cells and their check cells are taken from the stored notebook and executed in a plain namespace; a
+mutant replaces one line of a cost's definition, as a learner's bug would.
+"""
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import nst_utils
+
+NOTEBOOK_PATH = Path(__file__).resolve().parents[1] / "notebooks" / "01_neural_style_transfer.ipynb"
+COSTS = ("compute_content_cost", "gram_matrix", "compute_layer_style_cost", "compute_style_cost", "total_cost")
+
+
+def cost_cells():
+    """The source of each cost's definition cell and the check cells that follow it, in notebook order."""
+    cells = [c.source for c in nbformat.read(NOTEBOOK_PATH, as_version=4).cells if c.cell_type == "code"]
+    pieces = {}
+    for name in COSTS:
+        start = next(i for i, src in enumerate(cells) if re.search(rf"^def {name}\(", src, re.M))
+        checks = []
+        for src in cells[start + 1 :]:
+            if "check_close(" not in src and "passed" not in src:
+                break
+            checks.append(src)
+        pieces[name] = (cells[start], checks)
+    return pieces
+
+
+def run_cells(definitions: dict[str, str], checks: list[str]) -> list[str]:
+    """Execute the cost definitions, then the check cells; returns what the checks printed."""
+    namespace = {"tf": tf, "np": np, "nst_utils": nst_utils}
+    for source in definitions.values():
+        exec(source, namespace)
+    printed = []
+    namespace["print"] = lambda *args: printed.append(" ".join(map(str, args)))
+    for source in checks:
+        exec(source, namespace)
+    return printed
+
+
+@pytest.fixture(scope="module")
+def pieces():
+    return cost_cells()
+
+
+def test_correct_costs_pass_every_check(pieces):
+    definitions = {name: d for name, (d, _) in pieces.items()}
+    for name, (_, checks) in pieces.items():
+        assert checks, f"no check cell after {name}"
+        printed = run_cells(definitions, checks)
+        assert printed and all(line.endswith("passed") for line in printed), printed
+
+
+MUTANTS = [
+    # (cost, line fragment, replacement, words expected in the AssertionError)
+    ("compute_content_cost", "tf.reduce_sum(", "tf.reduce_mean(", "reduce_mean"),
+    ("compute_content_cost", "/ (4.0 * n_H * n_W * n_C)", "/ (n_H * n_W * n_C)", "1/4 is missing"),
+    ("compute_content_cost", "/ (4.0 * n_H * n_W * n_C)", "/ 4.0", "dividing by 4 only"),
+    ("compute_content_cost", "tf.square(a_C - a_G)", "tf.abs(a_C - a_G)", "not squared"),
+    ("compute_content_cost", "tf.square(a_C - a_G)", "tf.square(a_C) - tf.square(a_G)", "symmetr"),
+    ("gram_matrix", "tf.matmul(A, A, transpose_b=True)", "tf.matmul(A, A, transpose_a=True)", "Aᵀ·A"),
+    (
+        "compute_layer_style_cost",
+        "tf.transpose(tf.reshape(a_S, (n_H * n_W, n_C)))",
+        "tf.reshape(a_S, (n_C, n_H * n_W))",
+        "wrong unrolling",
+    ),
+    ("compute_layer_style_cost", "/ (4.0 * n_C**2", "/ (n_C**2", "1/4 is missing"),
+    ("compute_style_cost", "J_style += coefficient * ", "J_style += ", "coefficients are ignored"),
+    ("total_cost", "return alpha * J_content + beta * J_style", "return beta * J_content + alpha * J_style", "swapped"),
+]
+
+
+@pytest.mark.parametrize(("cost", "old", "new", "hint"), MUTANTS, ids=[f"{m[0]}:{m[3]}" for m in MUTANTS])
+def test_a_typical_mistake_fails_with_its_hint(pieces, cost, old, new, hint):
+    definitions = {name: d for name, (d, _) in pieces.items()}
+    assert old in definitions[cost], f"the notebook's {cost} no longer contains {old!r}: update this mutant"
+    if cost == "compute_layer_style_cost":  # both unrollings carry the same bug in a learner's copy
+        new_source = definitions[cost].replace(old, new).replace(old.replace("a_S", "a_G"), new.replace("a_S", "a_G"))
+    else:
+        new_source = definitions[cost].replace(old, new)
+    definitions[cost] = new_source
+    with pytest.raises(AssertionError, match=re.escape(hint)):
+        run_cells(definitions, pieces[cost][1])
