@@ -168,18 +168,27 @@ def load_image(path: str | os.PathLike[str], max_side: int | None = 400) -> np.n
     with _open_image_file(path) as image:
         size_wh = _planned_size_wh(path, image, max_side)
         stored_size_wh = image.size
+        planned_swap = _orientation_swaps_axes(image)
         if max_side is not None:
             # JPEG only: libjpeg decodes at 1/2, 1/4 or 1/8 scale, never below the requested size.
-            image.draft("RGB", size_wh if not _orientation_swaps_axes(image) else size_wh[::-1])
+            image.draft("RGB", size_wh[::-1] if planned_swap else size_wh)
         _check_decode_memory(path, image, stored_size_wh, size_wh, max_side)
         try:
             image.load()
+            if _orientation_swaps_axes(image) != planned_swap:  # a PNG's EXIF stored after its pixels
+                size_wh = size_wh[::-1]
             ImageOps.exif_transpose(image, in_place=True)
-            return _pixels_rgb01(image, size_wh)
         except _DECODE_ERRORS as error:
             raise ImageFileError(
                 f"{path} could not be decoded ({_one_line(error)}): the file is truncated or corrupt; "
                 "re-export it or download it again"
+            ) from error
+        try:
+            return _pixels_rgb01(image, size_wh)
+        except ValueError as error:  # Pillow has no conversion to RGB for a few rare modes
+            raise ImageFileError(
+                f"{path} has colour mode {image.mode!r}, which cannot be converted to RGB ({_one_line(error)}); "
+                "re-export it as an 8-bit RGB JPEG or PNG"
             ) from error
 
 
@@ -294,6 +303,8 @@ def _open_image_file(path: Path) -> Image.Image:
 
 def _orientation_swaps_axes(image: Image.Image) -> bool:
     """Whether the EXIF orientation turns the picture by 90 degrees (tags 5 to 8), swapping width and height."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return False  # Pillow would decode the whole PNG to look for EXIF after the pixels; seen once loaded
     return image.getexif().get(_EXIF_ORIENTATION_TAG, 1) in (5, 6, 7, 8)
 
 
