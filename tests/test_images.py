@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFile
 
 import nst_utils
 from nst_utils import ImageFileError, generate_noise_image, load_image, save_image
@@ -538,3 +538,69 @@ def test_loading_changes_no_global_pillow_setting(tmp_path, huge_jpeg):
     with pytest.raises(ImageFileError):
         load_image(huge_jpeg, max_side=None)
     assert (Image.MAX_IMAGE_PIXELS, list(warnings.filters)) == before
+
+
+# ---------------------------------------------------------------------------- PNG EXIF, when memory is checked
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, whole chunk bytes) of each chunk of a PNG file."""
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        end = offset + 12 + length
+        chunks.append((data[offset + 4 : offset + 8], data[offset:end]))
+        offset = end
+    return chunks
+
+
+@pytest.mark.parametrize("exif_after_pixels", [False, True])
+def test_png_exif_orientation(tmp_path, two_colour_rgb, exif_after_pixels):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = _save(two_colour_rgb, tmp_path / "turned.png", exif=exif)
+    chunks = _png_chunks(path.read_bytes())
+    assert [kind for kind, _ in chunks].index(b"eXIf") < [kind for kind, _ in chunks].index(b"IDAT")
+    if exif_after_pixels:  # allowed by the PNG spec; Pillow finds it only when it decodes the image
+        exif_chunk = [chunk for kind, chunk in chunks if kind == b"eXIf"]
+        others = [chunk for kind, chunk in chunks if kind not in (b"eXIf", b"IEND")]
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(others + exif_chunk) + chunks[-1][1])
+    pixels = load_image(path, max_side=240)
+    _assert_rgb01(pixels, (240, 120, 3))
+    np.testing.assert_allclose(pixels[40, 60], [1, 0, 0], atol=PIXEL_TOLERANCE)  # the stored left half, on top
+
+
+def test_memory_limit_is_checked_before_decoding(tmp_path, monkeypatch):
+    path = _save(Image.new("RGB", (600, 400)), tmp_path / "a.png")  # about 5 MB to decode and convert
+    monkeypatch.setattr(nst_utils, "MAX_DECODE_BYTES", 2**20)
+    decoded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
+    with pytest.raises(ImageFileError) as error:
+        load_image(path, max_side=None)
+    _assert_one_line_naming(error, path, "about 4 MB of memory", "limit 1 MB", "pass a max_side")
+    assert decoded == [], "the file was decoded before its size was checked"
+
+
+def test_unconvertible_colour_mode(tmp_path, two_colour_rgb, monkeypatch):
+    path = _save(two_colour_rgb, tmp_path / "odd.tif")
+
+    def no_conversion(self, *args, **kwargs):
+        raise ValueError("conversion not supported")
+
+    monkeypatch.setattr(Image.Image, "convert", no_conversion)
+    monkeypatch.setattr(Image.Image, "resize", no_conversion)
+    with pytest.raises(ImageFileError) as error:
+        load_image(path, max_side=240)
+    _assert_one_line_naming(error, path, "colour mode", "re-export it as an 8-bit RGB")
+
+
+def test_progressive_jpeg_counts_its_full_size_coefficients(tmp_path, monkeypatch):
+    # libjpeg buffers all coefficients of a progressive file at full size, draft or not: 2000x2000x3x2 = 23 MB.
+    image = Image.new("RGB", (2000, 2000), (200, 100, 50))
+    baseline = _save(image, tmp_path / "baseline.jpg")
+    progressive = _save(image, tmp_path / "progressive.jpg", progressive=True)
+    monkeypatch.setattr(nst_utils, "MAX_DECODE_BYTES", 8 * 2**20)
+    assert load_image(baseline, max_side=100).shape == (100, 100, 3)  # decoded at 1/8: 250x250 px
+    with pytest.raises(ImageFileError) as error:
+        load_image(progressive, max_side=100)
+    _assert_one_line_naming(error, progressive, "MB of memory", "downscale the file first")
