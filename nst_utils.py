@@ -287,7 +287,7 @@ def _open_image_file(path: Path) -> Image.Image:
             if is_jpeg:  # safe: draft() decodes it at 1/8 scale or less, and the memory check still applies
                 return JpegImagePlugin.JpegImageFile(path)
             raise ImageFileError(
-                f"{path} is too large to decode safely ({_one_line(error)}); "
+                f"{path} is too large to decode safely (Pillow: {_one_line(error)}); "
                 "downscale the file first, e.g. to 4000 px on its longer side"
             ) from None
         except UnidentifiedImageError:
@@ -319,7 +319,7 @@ def _planned_size_wh(path: Path, image: Image.Image, max_side: int | None) -> tu
     # Smallest max_side whose rounded short side reaches the minimum: 2 * m * short >= (2 * MIN - 1) * long.
     needed_max_side = -(-(2 * MIN_SHORT_SIDE_PX - 1) * long_px // (2 * short_px))
     found = f"{path} is {upright_w}x{upright_h} px"
-    if max_side is not None:
+    if (width_px, height_px) != (upright_w, upright_h):
         found += f", {width_px}x{height_px} px at max_side={max_side}"
     if needed_max_side > _LARGEST_SENSIBLE_MAX_SIDE_PX:
         fix = f"its aspect ratio ({long_px / short_px:.0f}:1) is too extreme; crop it closer to square"

@@ -26,6 +26,12 @@ JPEG_TOLERANCE = 6 / 255  # JPEG on flat colour areas is off by a few grey level
 SAMPLE_FILES = ("content_raccoon.jpg", "style_swirls.jpg")
 
 
+def _opened(path: Path, attribute: str):
+    """One attribute of the image file (mode, format, n_frames...), closing the file again."""
+    with Image.open(path) as image:
+        return getattr(image, attribute, 1)
+
+
 def _save(image: Image.Image, path: Path, **options) -> Path:
     image.save(path, **options)
     return path
@@ -172,7 +178,7 @@ def test_16_bit_greyscale_keeps_its_precision(tmp_path):
     image = Image.fromarray(values)
     assert image.mode == "I;16"
     path = _save(image, tmp_path / "deep.png")
-    assert Image.open(path).mode == "I;16"
+    assert _opened(path, "mode") == "I;16"
     pixels = load_image(path, max_side=None)
     _assert_rgb01(pixels, (40, 36, 3))
     np.testing.assert_allclose(pixels[..., 0], values / 65535, atol=1e-6)
@@ -231,7 +237,7 @@ def test_palette_without_transparency(tmp_path, two_colour_rgb):
 def test_cmyk_jpeg_converts_to_rgb(tmp_path):
     cmyk = Image.new("CMYK", (64, 48), (0, 255, 0, 0))  # magenta ink only
     path = _save(cmyk, tmp_path / "print.jpg", quality=95)
-    assert Image.open(path).mode == "CMYK"
+    assert _opened(path, "mode") == "CMYK"
     pixels = load_image(path, max_side=None)
     np.testing.assert_allclose(pixels[24, 32], [1, 0, 1], atol=JPEG_TOLERANCE)
 
@@ -252,7 +258,7 @@ def test_exif_orientation_turns_the_picture(tmp_path, two_colour_rgb, orientatio
 def test_animation_gives_its_first_frame(tmp_path, suffix):
     frames = [Image.new("RGB", (48, 40), colour) for colour in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]]
     path = _save(frames[0], tmp_path / f"anim{suffix}", save_all=True, append_images=frames[1:], duration=100)
-    assert getattr(Image.open(path), "n_frames", 1) == 3
+    assert _opened(path, "n_frames") == 3
     pixels = load_image(path, max_side=None)
     np.testing.assert_allclose(pixels, np.broadcast_to([1, 0, 0], (40, 48, 3)), atol=PIXEL_TOLERANCE)
 
@@ -406,12 +412,13 @@ def test_save_png_round_trip_exact(tmp_path):
 def test_save_clips_and_rounds(tmp_path):
     image = np.array([[[-0.5, 0.5, 1.5], [0.2 / 255, 0.6 / 255, 254.5 / 255]]], dtype=np.float32)
     path = save_image(tmp_path / "clip.png", image)
-    assert np.asarray(Image.open(path)).tolist() == [[[0, 128, 255], [0, 1, 254]]]
+    with Image.open(path) as written:
+        assert np.asarray(written).tolist() == [[[0, 128, 255], [0, 1, 254]]]
 
 
 def test_save_jpeg_by_extension(tmp_path):
     path = save_image(tmp_path / "result.JPEG", np.full((32, 48, 3), 0.5, np.float32))
-    assert Image.open(path).format == "JPEG"
+    assert _opened(path, "format") == "JPEG"
     np.testing.assert_allclose(load_image(path, max_side=None), 0.5, atol=JPEG_TOLERANCE)
 
 
