@@ -1,0 +1,69 @@
+"""Property tests for nst_utils.load_image: any size, mode and format gives float32 RGB in [0, 1] at max_side."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from nst_utils import MIN_SHORT_SIDE_PX, ImageFileError, load_image
+
+# Which formats can store which Pillow mode (JPEG has no alpha, palette or 16-bit).
+FORMATS_FOR_MODE = {
+    "RGB": ("PNG", "JPEG"),
+    "L": ("PNG", "JPEG"),
+    "RGBA": ("PNG",),
+    "LA": ("PNG",),
+    "P": ("PNG",),
+    "I;16": ("PNG",),
+}
+SUFFIX = {"PNG": ".png", "JPEG": ".jpg"}
+
+
+@st.composite
+def image_files(draw):
+    """(encoded bytes, format, width, height) of a random picture in a random mode and format."""
+    mode = draw(st.sampled_from(sorted(FORMATS_FOR_MODE)))
+    image_format = draw(st.sampled_from(FORMATS_FOR_MODE[mode]))
+    width = draw(st.integers(1, 300))
+    height = draw(st.integers(1, 300))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if mode == "I;16":
+        image = Image.fromarray(rng.integers(0, 65536, (height, width), dtype=np.uint16))
+    else:
+        bands = {"RGB": 3, "L": 1, "RGBA": 4, "LA": 2, "P": 1}[mode]
+        pixels = rng.integers(0, 256, (height, width, bands), dtype=np.uint8)
+        image = Image.fromarray(pixels[:, :, 0] if bands == 1 else pixels).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue(), image_format, width, height
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(image_file=image_files(), max_side=st.integers(16, 400))
+def test_load_image_gives_rgb01_at_max_side(image_file, max_side):
+    data, image_format, width, height = image_file
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"random{SUFFIX[image_format]}"
+        path.write_bytes(data)
+        long_px, short_px = max(width, height), min(width, height)
+        exact_short = max_side * short_px / long_px
+        if 2 * max_side * short_px < (2 * MIN_SHORT_SIDE_PX - 1) * long_px:  # rounds (half up) to under 32 px
+            with pytest.raises(ImageFileError, match="at least 32 px"):
+                load_image(path, max_side=max_side)
+            return
+        pixels = load_image(path, max_side=max_side)
+    assert pixels.dtype == np.float32
+    assert pixels.ndim == 3 and pixels.shape[2] == 3
+    assert pixels.min() >= 0.0 and pixels.max() <= 1.0
+    out_height, out_width = pixels.shape[:2]
+    assert max(out_width, out_height) == max_side
+    assert (out_height if height > width else out_width) == max_side  # the same side is the long one
+    assert abs(min(out_width, out_height) - exact_short) <= 0.5 + 1e-9  # aspect kept to rounding
+    assert min(out_width, out_height) >= MIN_SHORT_SIDE_PX
