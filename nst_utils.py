@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
+import keras
 import numpy as np
 import scipy.io
 
@@ -417,6 +418,83 @@ def _resolve_weights(
 
 
 # ============================================================================ Model
+
+
+class VGGFeatureModel(keras.Model):
+    """A functional Keras model image_rgb01 -> {layer name: activation} that records where its weights came from."""
+
+    def __init__(self, inputs, outputs, weights_source: str, weights_kind: str, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.weights_source = weights_source  # e.g. "Keras h5: /path/file.h5"
+        self.weights_kind = weights_kind  # "keras-h5", "matconvnet-mat" or "random"
+
+    def summary(self, line_length=None, positions=None, print_fn=None, **kwargs):
+        """Keras's summary, then one line saying which weights the model holds."""
+        super().summary(line_length=line_length, positions=positions, print_fn=print_fn, **kwargs)
+        (print_fn or print)(f"Weights: {self.weights_source}")
+
+
+def load_vgg_model(
+    weights: Path | str | VGGWeights | None = None,
+    pooling: str = "avg",
+    output_layers: Sequence[str] | str | None = None,
+    *,
+    seed: int = 0,
+    verify_checksum: bool = True,
+    dtype: str | keras.DTypePolicy | None = None,
+) -> VGGFeatureModel:
+    """Frozen VGG-19: RGB batch (N, H, W, 3) in [0, 1], H and W >= 32 -> {layer name: activation after ReLU/pool}.
+
+    weights: a .h5/.mat path, a directory to search, "random", VGGWeights, or None (search pretrained-model/,
+    else random filters with `seed`). pooling: "avg" (Gatys et al.) or "max". output_layers: names from
+    vgg19_layer_names() (default all); layers deeper than the deepest one asked for are not built.
+    dtype: Keras dtype policy of the conv and pool layers (None: the global policy).
+    """
+    if pooling not in ("avg", "max"):
+        raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+    all_names = vgg19_layer_names()
+    if isinstance(output_layers, str):
+        output_layers = [output_layers]
+    wanted = list(dict.fromkeys(all_names if output_layers is None else output_layers))  # de-duplicated, in order
+    unknown = [name for name in wanted if name not in all_names]
+    if unknown or not wanted:
+        raise ValueError(f"unknown VGG-19 layer name(s) {unknown or '(none given)'}; valid: {', '.join(all_names)}")
+    build_names = all_names[: 1 + max(all_names.index(name) for name in wanted)]
+    vgg = _resolve_weights(weights, [name for name in build_names if name.startswith("conv")], seed, verify_checksum)
+
+    image_rgb01 = keras.Input(shape=(None, None, 3), dtype="float32", name="image_rgb01")
+    # VGG was trained on 0-255 pixels minus the mean pixel. Done in float32 even under a bfloat16 policy,
+    # where 255 * x - 123.68 would lose about a grey level.
+    x = keras.layers.Rescaling(255.0, offset=-vgg.mean_rgb_255, dtype="float32", name="rgb255_minus_mean")(image_rgb01)
+    pool_layer = keras.layers.AveragePooling2D if pooling == "avg" else keras.layers.MaxPooling2D
+    features = {}
+    for name in build_names:
+        if name.startswith("conv"):
+            kernel, bias = vgg.kernels[name], vgg.biases[name]
+            # zeros: no random initial values to draw, set_weights overwrites them at once
+            conv = keras.layers.Conv2D(
+                kernel.shape[-1],
+                3,
+                padding="same",
+                activation="relu",
+                name=name,
+                dtype=dtype,
+                kernel_initializer="zeros",
+            )
+            x = conv(x)
+            conv.set_weights([kernel, bias])
+        else:
+            x = pool_layer(pool_size=2, strides=2, name=name, dtype=dtype)(x)
+        features[name] = x
+    model = VGGFeatureModel(
+        image_rgb01,
+        {name: features[name] for name in wanted},
+        weights_source=vgg.source,
+        weights_kind=vgg.kind,
+        name="vgg19_" + vgg.kind.replace("-", "_"),
+    )
+    model.trainable = False
+    return model
 
 
 # ============================================================================ Images
