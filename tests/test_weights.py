@@ -224,12 +224,24 @@ def test_model_is_frozen_float32_and_differentiable_in_tf_function(files, image)
 # ---------------------------------------------------------------------------- layer selection and arguments
 
 
-def test_asking_for_conv4_2_builds_nothing_deeper(files):
+def test_asking_for_conv4_2_builds_nothing_deeper(files, monkeypatch):
+    asked = []
+    real_reader = nst_utils.read_vgg19_weights
+
+    def spy_reader(path, verify_checksum=True, conv_names=None):
+        asked.append(list(conv_names))
+        return real_reader(path, verify_checksum, conv_names)
+
+    monkeypatch.setattr(nst_utils, "read_vgg19_weights", spy_reader)
     model = load_vgg_model(files["current"], output_layers=["conv4_2"])
+    assert asked == [CONV_NAMES[: CONV_NAMES.index("conv4_2") + 1]]  # only conv1_1 ... conv4_2 are loaded
     built = {layer.name for layer in model.layers}
     assert {"conv4_1", "conv4_2", "pool3"} <= built
     assert not built & {"conv4_3", "conv4_4", "pool4", "conv5_1", "conv5_2", "conv5_3", "conv5_4", "pool5"}
     assert set(model(np.zeros((1, 32, 32, 3), np.float32))) == {"conv4_2"}
+    # weights for conv1_1 ... conv4_2 alone are enough
+    partial = read_vgg19_weights(files["current"], conv_names=CONV_NAMES[: CONV_NAMES.index("conv4_2") + 1])
+    assert set(load_vgg_model(partial, output_layers=["conv4_2"]).output) == {"conv4_2"}
 
 
 def test_output_keys_equal_the_request(files):
