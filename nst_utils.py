@@ -382,9 +382,9 @@ def _random_weights_notice(directory: Path | None, seed: int) -> str:
         for path in sorted(directory.iterdir()):
             near = next((s.filename for s in WEIGHTS_SOURCES.values() if path.name.startswith(s.filename)), None)
             if path.suffix in (".part", ".crdownload"):
-                hints.append(f"{path.name} is an unfinished download")
+                hints.append(f"{path.name}, an unfinished download")
             elif near is not None:
-                hints.append(f"rename {path.name} to {near}")
+                hints.append(f"{path.name}: rename it to {near}")
     fix = f"Found {'; '.join(hints)}. Or get" if hints else "Get"
     return f"{first}\n{fix} the real weights with `python nst_utils.py download` (or `make weights`)."
 
@@ -398,11 +398,11 @@ def _resolve_weights(
     if isinstance(weights, str) and weights == "random":
         print(_random_weights_notice(None, seed))
         return random_vgg19_weights(seed, conv_names)
-    directory = Path(PRETRAINED_DIR if weights is None else weights)
-    if not directory.is_dir():
-        return read_vgg19_weights(directory, verify_checksum, conv_names)
+    location = Path(PRETRAINED_DIR if weights is None else weights)
+    if not location.is_dir():
+        return read_vgg19_weights(location, verify_checksum, conv_names)
     errors: list[WeightsFileError] = []
-    for path in find_weights_files(directory):
+    for path in find_weights_files(location):
         try:
             found = read_vgg19_weights(path, verify_checksum, conv_names)
         except WeightsFileError as exc:  # try the next published file; report this one if none works
@@ -413,7 +413,7 @@ def _resolve_weights(
         return found
     if errors:  # a broken download must be fixed, not silently replaced by random filters
         raise errors[0]
-    print(_random_weights_notice(directory, seed))
+    print(_random_weights_notice(location, seed))
     return random_vgg19_weights(seed, conv_names)
 
 

@@ -354,7 +354,7 @@ def test_file_md5_matches_hashlib_and_is_cached(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "hint"),
-    [(MAT_NAME + ".1", f"rename {MAT_NAME}.1 to {MAT_NAME}"), (H5_NAME + ".part", "unfinished download")],
+    [(MAT_NAME + ".1", f"{MAT_NAME}.1: rename it to {MAT_NAME}"), (H5_NAME + ".part", "unfinished download")],
 )
 def test_notice_points_at_near_miss_files(tmp_path, capsys, name, hint):
     (tmp_path / name).write_bytes(b"x")
