@@ -1234,6 +1234,16 @@ class StyleTransferRun:
         return self._thread is not None and not self._thread.is_alive()
 
     @property
+    def alpha_slider(self):
+        """The live view's α slider (ipywidgets FloatLogSlider); None before start(), without live view or α."""
+        return None if self._widgets is None else self._widgets["alpha_slider"]
+
+    @property
+    def beta_slider(self):
+        """The live view's β slider; None before start(), without live view or β."""
+        return None if self._widgets is None else self._widgets["beta_slider"]
+
+    @property
     def final_path(self) -> Path:
         """Where the final image is (or will be) saved."""
         return self.run_dir / "final.png"
@@ -1321,11 +1331,9 @@ class StyleTransferRun:
             "curve": widgets.Image(format="png"),
             "status": widgets.HTML(value="starting…"),
         }
-        sliders = [
-            weight_slider(variable, label)
-            for variable, label in ((self.alpha, "α (content weight)"), (self.beta, "β (style weight)"))
-            if variable is not None
-        ]
+        view["alpha_slider"] = None if self.alpha is None else weight_slider(self.alpha, "α (content weight)")
+        view["beta_slider"] = None if self.beta is None else weight_slider(self.beta, "β (style weight)")
+        sliders = [slider for slider in (view["alpha_slider"], view["beta_slider"]) if slider is not None]
         view["sliders"] = sliders
         pause = widgets.ToggleButton(description="pause", icon="pause", value=False)
         pause.observe(lambda change: self.pause() if change["new"] else self.resume(), names="value")
