@@ -1,0 +1,129 @@
+"""A real ipykernel for tests: this interpreter, an isolated Jupyter/IPython home, and a client that runs code in it.
+
+The kernel runs `sys.executable -m ipykernel_launcher` from a kernelspec written into a temporary folder, so
+neither the user's kernelspecs nor their ~/.ipython, ~/.jupyter or runtime folder are read or written.
+"""
+
+import json
+import os
+import queue
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+NOTEBOOK_PATH = PROJECT_DIR / "notebooks" / "01_neural_style_transfer.ipynb"
+KERNEL_NAME = "nst-test-python"
+
+
+class KernelError(AssertionError):
+    """Code executed in the kernel raised; the message holds the kernel's traceback."""
+
+
+def isolated_env(tmp_dir: Path, **extra: str) -> dict[str, str]:
+    """os.environ with this checkout first on PYTHONPATH and every Jupyter/IPython/matplotlib folder in tmp_dir."""
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_DIR), env.get("PYTHONPATH")])),
+        IPYTHONDIR=str(tmp_dir / "ipython"),
+        JUPYTER_CONFIG_DIR=str(tmp_dir / "jupyter-config"),
+        JUPYTER_DATA_DIR=str(tmp_dir / "jupyter-data"),
+        JUPYTER_RUNTIME_DIR=str(tmp_dir / "jupyter-runtime"),
+        MPLCONFIGDIR=str(tmp_dir / "matplotlib"),
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("JUPYTER_PATH", None)
+    env.update(extra)
+    return env
+
+
+def write_kernelspec(kernels_dir: Path) -> KernelSpecManager:
+    """A kernelspec for this interpreter in kernels_dir, and a KernelSpecManager that sees only it."""
+    spec_dir = kernels_dir / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "NST test kernel",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
+
+
+class TestKernel:
+    """Start a kernel, execute code, send raw shell messages, shut it down (always, also after a failure)."""
+
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(self, tmp_dir: Path, cwd: Path, env: dict[str, str]):
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.km = KernelManager(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=write_kernelspec(tmp_dir / "kernels"),
+            connection_file=str(tmp_dir / "kernel-connection.json"),
+        )
+        self.km.start_kernel(cwd=str(cwd), env=env)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        try:
+            self.kc.wait_for_ready(timeout=60)
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def execute(self, code: str, timeout_s: float = 60) -> str:
+        """Run code like a notebook cell; return its stdout; raise KernelError with the traceback if it fails."""
+        msg_id = self.kc.execute(code, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + timeout_s
+        stdout, error = [], None
+        while True:  # iopub until this request's 'idle': all of its output has arrived
+            try:
+                msg = self.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no result after {timeout_s} s from:\n{code}") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content["name"] == "stdout":
+                stdout.append(content["text"])
+            elif kind == "error":
+                error = "\n".join(content["traceback"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        reply = self.kc.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=max(1.0, deadline - time.monotonic()))
+        if error is not None or reply["content"]["status"] != "ok":
+            raise KernelError(f"kernel raised while running:\n{code}\n{error or reply['content']}")
+        return "".join(stdout)
+
+    def evaluate(self, expression: str, timeout_s: float = 60):
+        """The value of a Python expression in the kernel, passed back as JSON."""
+        out = self.execute(f"import json as _json\nprint('\\n' + _json.dumps({expression}))", timeout_s)
+        return json.loads(out.rstrip("\n").rsplit("\n", 1)[-1])
+
+    def send_comm_msg(self, comm_id: str, data: dict) -> str:
+        """Send a comm_msg on the shell channel, exactly as a Jupyter frontend does for a widget; return its id."""
+        msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    def shutdown(self) -> None:
+        """Stop the channels and the kernel process, forcefully if it does not stop within a few seconds."""
+        try:
+            self.kc.stop_channels()
+        finally:
+            if self.km.has_kernel:
+                self.km.shutdown_kernel(now=False, restart=False)
+            self.km.cleanup_resources()
+
+
+def notebook_code_cells(path: Path = NOTEBOOK_PATH) -> list[nbformat.NotebookNode]:
+    """The notebook's code cells, in order."""
+    return [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
