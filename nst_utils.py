@@ -1180,6 +1180,10 @@ class StyleTransferRun:
         self._running = threading.Event()
         self._running.set()
         self._thread: threading.Thread | None = None
+        # Set once the loop has saved its final image. wait() waits on this, not on Thread.join(): in Python 3.11
+        # a join interrupted by Ctrl-C releases the running thread's lock (the bpo-45274 handler in threading.py),
+        # so the next join returned at once, before final.png, and the thread's exit raised.
+        self._finished = threading.Event()
         self._widgets = None
         self._last_good_image = None
 
@@ -1205,13 +1209,36 @@ class StyleTransferRun:
         if self._thread is None:
             raise RuntimeError("call start() first")
         try:
-            self._thread.join(timeout_s)
+            self._finished.wait(timeout_s)
         except KeyboardInterrupt:
             self.stop()
-            self._thread.join()
+            self._finished.wait()
             print(f"Interrupted: {self.message}")
             raise
-        if self.error is not None and not self._thread.is_alive():
+        if self.error is not None and self._finished.is_set():
+            raise self.error
+        return self
+
+    async def wait_async(self, poll_s: float = 0.1) -> StyleTransferRun:
+        """`await run.wait_async()` in a notebook cell: wait() that leaves the live view's widgets working.
+
+        A cell blocked in wait() holds the kernel, so with "Run All" the sliders, pause and stop would act only
+        after the run; while a cell awaits, ipykernel (7.x) still handles widget messages. An interrupt stops the
+        run and keeps its work, as with wait().
+        """
+        import asyncio
+
+        if self._thread is None:
+            raise RuntimeError("call start() first")
+        try:
+            while not self._finished.is_set():
+                await asyncio.sleep(poll_s)
+        except (KeyboardInterrupt, asyncio.CancelledError):  # ipykernel turns an interrupt into a cancellation
+            self.stop()
+            self._finished.wait()
+            print(f"Interrupted: {self.message}")
+            raise
+        if self.error is not None:
             raise self.error
         return self
 
@@ -1230,8 +1257,8 @@ class StyleTransferRun:
 
     @property
     def done(self) -> bool:
-        """True once the background thread has finished."""
-        return self._thread is not None and not self._thread.is_alive()
+        """True once the run has ended and saved its final image."""
+        return self._finished.is_set()
 
     @property
     def alpha_slider(self):
@@ -1250,6 +1277,15 @@ class StyleTransferRun:
 
     # -- the loop --------------------------------------------------------------------------------
     def _loop(self) -> None:
+        try:
+            self._optimise()
+        except BaseException as err:  # saving final.png or the last view update failed: wait() reports it
+            self.error = self.error or err
+            raise
+        finally:
+            self._finished.set()
+
+    def _optimise(self) -> None:
         metrics = MetricsLog(self.run_dir / "metrics.csv", ("iteration", *LOSS_NAMES, "alpha", "beta", "seconds"))
         progress = None if self.live_view else self._progress_bar()
         self._last_good_image = self.image.numpy()
