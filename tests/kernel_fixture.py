@@ -7,8 +7,10 @@ neither the user's kernelspecs nor their ~/.ipython, ~/.jupyter or runtime folde
 import json
 import os
 import queue
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -43,9 +45,9 @@ def isolated_env(tmp_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def write_kernelspec(kernels_dir: Path) -> KernelSpecManager:
-    """A kernelspec for this interpreter in kernels_dir, and a KernelSpecManager that sees only it."""
-    spec_dir = kernels_dir / KERNEL_NAME
+def write_kernelspec(kernels_dir: Path, name: str = KERNEL_NAME) -> KernelSpecManager:
+    """A kernelspec `name` for this interpreter in kernels_dir, and a KernelSpecManager that sees only kernels_dir."""
+    spec_dir = kernels_dir / name
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
@@ -79,7 +81,14 @@ class TestKernel:
 
     def execute(self, code: str, timeout_s: float = 60) -> str:
         """Run code like a notebook cell; return its stdout; raise KernelError with the traceback if it fails."""
-        msg_id = self.kc.execute(code, store_history=False, allow_stdin=False)
+        return self.collect(self.submit(code), code, timeout_s)
+
+    def submit(self, code: str) -> str:
+        """Send an execute_request and return at once (as "Run All" queues a cell); collect() gets its result."""
+        return self.kc.execute(code, store_history=False, allow_stdin=False)
+
+    def collect(self, msg_id: str, code: str, timeout_s: float = 60) -> str:
+        """Wait for a submitted request: its stdout, or KernelError with the traceback if it failed."""
         deadline = time.monotonic() + timeout_s
         stdout, error = [], None
         while True:  # iopub until this request's 'idle': all of its output has arrived
@@ -108,6 +117,13 @@ class TestKernel:
         out = self.execute(f"import json as _json\nprint('\\n' + _json.dumps({expression}))", timeout_s)
         return json.loads(out.rstrip("\n").rsplit("\n", 1)[-1])
 
+    def next_iopub(self, deadline: float) -> dict:
+        """The next message on iopub (any parent), or TimeoutError at `deadline` (time.monotonic())."""
+        try:
+            return self.kc.get_iopub_msg(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError("no message from the kernel on iopub") from None
+
     def send_comm_msg(self, comm_id: str, data: dict) -> str:
         """Send a comm_msg on the shell channel, exactly as a Jupyter frontend does for a widget; return its id."""
         msg = self.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
@@ -127,3 +143,34 @@ class TestKernel:
 def notebook_code_cells(path: Path = NOTEBOOK_PATH) -> list[nbformat.NotebookNode]:
     """The notebook's code cells, in order."""
     return [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
+@dataclass(frozen=True)
+class Status:
+    """One status line of the live view: "iteration i/N · s it/s · α = … · β = … · J = … (content …, style …)"."""
+
+    iteration: int
+    iterations: int
+    alpha: float
+    beta: float
+    total: float
+    content: float
+    style: float
+
+    PATTERN = re.compile(
+        r"iteration (\d+)/(\d+) · \S+ it/s · α = (\S+) · β = (\S+) · J = (\S+) \(content (\S+), style (\S+)\)"
+    )
+
+    @classmethod
+    def parse(cls, text: str) -> "Status | None":
+        """The status in a widget's HTML or text, or None if it holds none (e.g. "starting…")."""
+        match = cls.PATTERN.search(text)
+        if match is None:
+            return None
+        i, n, *numbers = match.groups()
+        return cls(int(i), int(n), *map(float, numbers))
+
+    def total_matches(self, rel: float = 5e-3) -> bool:
+        """J = α·J_content + β·J_style, to the 3-4 significant digits shown."""
+        expected = self.alpha * self.content + self.beta * self.style
+        return abs(self.total - expected) <= rel * abs(expected)
