@@ -1377,7 +1377,9 @@ class StyleTransferRun:
         stop.on_click(lambda _button: self.stop())
         view["pause"], view["stop"] = pause, stop
         controls = widgets.VBox([*sliders, widgets.HBox([pause, stop]), view["status"]])
-        view["box"] = widgets.VBox([widgets.HBox([view["image"], view["curve"]]), controls])
+        # align_items: a flex row stretches its items to the tallest one, which distorted the image or the curve
+        pictures = widgets.HBox([view["image"], view["curve"]], layout=widgets.Layout(align_items="flex-start"))
+        view["box"] = widgets.VBox([pictures, controls])
         return view
 
     def _refresh_view(self, row: Mapping, elapsed_s: float) -> None:
