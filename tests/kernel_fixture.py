@@ -20,6 +20,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 NOTEBOOK_PATH = PROJECT_DIR / "notebooks" / "01_neural_style_transfer.ipynb"
 KERNEL_NAME = "nst-test-python"
+KERNEL_DISPLAY_NAME = "NST test kernel"
 
 
 class KernelError(AssertionError):
@@ -51,7 +52,7 @@ def write_kernelspec(kernels_dir: Path, name: str = KERNEL_NAME) -> KernelSpecMa
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "NST test kernel",
+        "display_name": KERNEL_DISPLAY_NAME,
         "language": "python",
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
