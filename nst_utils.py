@@ -1212,7 +1212,7 @@ class StyleTransferRun:
             print(f"Interrupted: {self.message}")
             raise
         if self.error is not None and not self._thread.is_alive():
-            raise self.error
+            raise self.error  # a failed or diverged run fails the cell (and `make run`), after saving its work
         return self
 
     def pause(self) -> None:
@@ -1254,12 +1254,15 @@ class StyleTransferRun:
                 step_start_s = time.perf_counter()
                 losses = {name: float(value) for name, value in self.train_step().items()}
                 image_now = self.image.numpy()
-                if not (all(math.isfinite(v) for v in losses.values()) and np.isfinite(image_now).all()):
+                bad_cost = not all(math.isfinite(v) for v in losses.values())
+                if bad_cost or not np.isfinite(image_now).all():
                     self.image.assign(self._last_good_image)
+                    what = f"the cost became {losses['total']}" if bad_cost else "the image's pixels became NaN"
                     self.message = (
-                        f"the cost became {losses['total']} at iteration {iteration}: restored the image from "
-                        f"iteration {finished}; lower learning_rate (e.g. halve it) and run again"
+                        f"{what} at iteration {iteration}: restored the image from iteration {finished}; "
+                        "lower learning_rate (e.g. halve it) and run again"
                     )
+                    self.error = NSTError(self.message)
                     break
                 self._last_good_image = image_now
                 finished = iteration
