@@ -1115,6 +1115,51 @@ def loss_curve_png(history: list[dict], width_px: int = 480, height_px: int = 30
     return buffer.getvalue()
 
 
+def check_parameters(
+    *,
+    alpha: float,
+    beta: float,
+    content_layer: str,
+    style_layers: Sequence,
+    iterations: int,
+    save_every: int,
+    learning_rate: float,
+    max_side_px: int | None,
+) -> list[tuple[str, float]]:
+    """Validate the notebook's settings with one-line errors; returns style_layers as (name, coefficient) tuples."""
+    valid = vgg19_layer_names()
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name}={value!r}: the cost weights α and β must be finite numbers ≥ 0")
+    if alpha == 0 and beta == 0:
+        raise ValueError("alpha=0 and beta=0: with both weights 0 there is nothing to optimise; make one positive")
+    if content_layer not in valid:
+        raise ValueError(f"content_layer={content_layer!r} is not a VGG-19 layer; choose one of {', '.join(valid)}")
+    try:
+        pairs = [(str(name), float(coefficient)) for name, coefficient in style_layers]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"style_layers={style_layers!r}: expected a list of (layer_name, coefficient) pairs, "
+            'e.g. [("conv1_1", 0.2), ("conv2_1", 0.2)]'
+        ) from None
+    unknown = [name for name, _ in pairs if name not in valid]
+    if unknown:
+        raise ValueError(f"style_layers: {', '.join(unknown)} is not a VGG-19 layer; choose from {', '.join(valid)}")
+    if not pairs or any(not math.isfinite(c) or c < 0 for _, c in pairs) or not any(c > 0 for _, c in pairs):
+        raise ValueError(
+            f"style_layers={pairs!r}: coefficients must be ≥ 0 with at least one positive (the default is 0.2 each)"
+        )
+    if int(iterations) != iterations or iterations < 0:
+        raise ValueError(f"iterations={iterations!r}: must be a whole number ≥ 0")
+    if int(save_every) != save_every or save_every < 1:
+        raise ValueError(f"save_every={save_every!r}: must be a whole number ≥ 1 (iterations between snapshots)")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate={learning_rate!r}: must be a positive number (0.01 is a good start)")
+    if max_side_px is not None and (int(max_side_px) != max_side_px or max_side_px < MIN_SHORT_SIDE_PX):
+        raise ValueError(f"max_side_px={max_side_px!r}: must be a whole number ≥ {MIN_SHORT_SIDE_PX} (pixels)")
+    return pairs
+
+
 class MetricsLog:
     """Appends one CSV row per iteration to `path` and flushes it, so an interrupted run keeps its metrics."""
 

@@ -59,3 +59,11 @@ def test_parameter_values_are_read_as_python_literals():
     assert nst_utils.parse_parameter_value("None") is None
     assert nst_utils.parse_parameter_value("[('conv1_1', 1.0)]") == [("conv1_1", 1.0)]
     assert nst_utils.parse_parameter_value("conv5_2") == "conv5_2"
+
+
+@pytest.mark.slow
+def test_a_bad_parameter_fails_the_headless_run_in_one_line(tmp_path):
+    done = stylise_cli(*SMALL, "-p", "alpha", "-1", "--output-root", str(tmp_path))
+    assert done.returncode == 1
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ValueError: alpha=-1") and "notebook.ipynb" in last_line, done.stderr[-1500:]
