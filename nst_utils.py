@@ -1336,8 +1336,13 @@ class StyleTransferRun:
             metrics.close()
             if progress is not None:
                 progress.close()
-            self._save("final.png", self._last_good_image)
-            self.message += f"; final image: {self.final_path}"
+            try:
+                self._save("final.png", self._last_good_image)
+                self.message += f"; final image: {self.final_path}"
+            except OSError as err:  # e.g. the disk is full: earlier snapshots are intact, say where they are
+                self.error = self.error or err
+                last = self.saved_paths[-1] if self.saved_paths else "none"
+                self.message += f"; could not save final.png ({err.strerror or err}); last snapshot: {last}"
             if self._widgets is not None:
                 if self.history:
                     self._refresh_view(self.history[-1], time.perf_counter() - start_s)

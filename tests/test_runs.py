@@ -159,3 +159,25 @@ def test_loss_curve_and_png_bytes_render():
     history = [{"iteration": i, "total": 10.0 / i, "content": 1.0 / i, "style": 9.0 / i} for i in range(1, 6)]
     assert nst_utils.loss_curve_png(history)[:8] == b"\x89PNG\r\n\x1a\n"
     assert nst_utils.png_bytes(np.zeros((1, 4, 4, 3)))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_snapshot_intact(tmp_path, monkeypatch):
+    run, _, _ = toy_run(tmp_path, iterations=6, save_every=2)
+    original_save = nst_utils.Image.Image.save
+    saves = []
+
+    def save_until_the_disk_is_full(self, fp, *args, **kwargs):
+        saves.append(fp)
+        if len(saves) >= 2:  # the first snapshot fits, the next write fails half-way
+            fp.write(b"\x89PNG partial")
+            raise OSError(28, "No space left on device")
+        return original_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(nst_utils.Image.Image, "save", save_until_the_disk_is_full)
+    with pytest.raises(OSError, match="No space left"):
+        run.start().wait()
+    monkeypatch.undo()
+    folder = tmp_path / "run"
+    assert nst_utils.load_image(folder / "iter_0002.png", max_side=None).shape == (32, 32, 3)
+    assert sorted(p.name for p in folder.iterdir()) == ["iter_0002.png", "metrics.csv"], "no half-written files"
+    assert "No space left" in run.message
