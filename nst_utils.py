@@ -771,6 +771,7 @@ def load_vgg_model(
 # ============================================================================ Images
 
 MIN_SHORT_SIDE_PX = 32  # VGG-19 halves the image in 5 pools: a shorter side leaves pool5 with no pixels
+MIN_NATIVE_SIDE_PX = 8  # a file smaller than this on its shorter side holds no picture worth upscaling
 MAX_DECODE_BYTES = 1 << 30  # refuse files whose decoding would need more memory than this (1 GiB)
 _LARGEST_SENSIBLE_MAX_SIDE_PX = 4096  # a fix that needs a bigger max_side is no fix: the file must be cropped
 _HIGH_DEPTH_FULL_SCALE = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
@@ -976,6 +977,11 @@ def _planned_size_wh(path: Path, image: Image.Image, max_side: int | None) -> tu
     """(width, height) in pixels that the opened image will have upright after resizing; checks it is big enough."""
     stored_w, stored_h = image.size
     upright_w, upright_h = (stored_h, stored_w) if _orientation_swaps_axes(image) else (stored_w, stored_h)
+    if min(upright_w, upright_h) < MIN_NATIVE_SIDE_PX:
+        raise ImageFileError(
+            f"{path} is only {upright_w}x{upright_h} px, too small to hold a picture; use an image with at least "
+            f"{MIN_SHORT_SIDE_PX} px on its shorter side"
+        )
     width_px, height_px = fit_to_max_side(upright_w, upright_h, max_side)
     if min(width_px, height_px) >= MIN_SHORT_SIDE_PX:
         return width_px, height_px
