@@ -288,15 +288,11 @@ def _weights_source(key: str) -> WeightsSource:
 
 def _checksum_problem(path: Path, source: WeightsSource) -> str | None:
     """None if `path` is a genuine release of `source` (md5, and sha256 where published), else what was found."""
-    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):  # chunked: the .mat is 535 MB
-            md5.update(chunk)
-            sha256.update(chunk)
-    if md5.hexdigest() not in source.md5s:
-        return f"md5 {md5.hexdigest()}, expected {' or '.join(source.md5s)}"
-    if source.sha256 and md5.hexdigest() == source.md5s[0] and sha256.hexdigest() != source.sha256:
-        return f"sha256 {sha256.hexdigest()}, expected {source.sha256}"
+    md5, sha256 = file_digests(path)
+    if md5 not in source.md5s:
+        return f"md5 {md5}, expected {' or '.join(source.md5s)}"
+    if source.sha256 and md5 == source.md5s[0] and sha256 != source.sha256:
+        return f"sha256 {sha256}, expected {source.sha256}"
     return None
 
 
@@ -390,22 +386,23 @@ class VGGWeights:
     kind: str  # "keras-h5", "matconvnet-mat" or "random"
 
 
-# (resolved path, size, mtime_ns) -> md5: hash a 500 MB file once per session, and again only if it changes.
-_MD5_CACHE: dict[tuple[str, int, int], str] = {}
+# (resolved path, size, mtime_ns) -> (md5, sha256): hash a 500 MB file once per session, again only if it changes.
+_DIGEST_CACHE: dict[tuple[str, int, int], tuple[str, str]] = {}
 
 
-def file_md5(path: Path | str) -> str:
-    """MD5 hex digest of a file, read in 1 MiB chunks (cached per path, size and modification time)."""
+def file_digests(path: Path | str) -> tuple[str, str]:
+    """(md5, sha256) hex digests of a file, read in 1 MiB chunks (cached per path, size and modification time)."""
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _MD5_CACHE:
-        digest = hashlib.md5(usedforsecurity=False)
+    if key not in _DIGEST_CACHE:
+        md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
         with path.open("rb") as file:
-            for chunk in iter(lambda: file.read(1 << 20), b""):
-                digest.update(chunk)
-        _MD5_CACHE[key] = digest.hexdigest()
-    return _MD5_CACHE[key]
+            while chunk := file.read(1 << 20):  # chunked: the .mat is 535 MB
+                md5.update(chunk)
+                sha256.update(chunk)
+        _DIGEST_CACHE[key] = (md5.hexdigest(), sha256.hexdigest())
+    return _DIGEST_CACHE[key]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -414,18 +411,18 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _verify_published_checksum(path: Path) -> None:
-    """Raise WeightsFileError if `path` has a published file's name but none of that file's md5s."""
+    """Raise WeightsFileError if `path` has a published file's name but is not a genuine copy of that file."""
     for source in WEIGHTS_SOURCES.values():
         if path.name != source.filename:
             continue
-        md5 = file_md5(path)
-        if md5 not in source.md5s:
+        problem = _checksum_problem(path, source)
+        if problem:
             size = path.stat().st_size
             short = source.size_bytes is not None and size < source.size_bytes
-            found = f"md5 {md5} ({size:,} bytes{', download incomplete?' if short else ''})"
             raise WeightsFileError(
-                f"{path}: {found} does not match the published {source.key} weights' checksum; re-download with "
-                f"`python nst_utils.py download {source.key}` (or rename the file if it is a deliberate other export)"
+                f"{path}: {problem} ({size:,} bytes{', download incomplete?' if short else ''}) does not match the "
+                f"published {source.key} weights; re-download with `python nst_utils.py download {source.key}` "
+                "(or rename the file if it is a deliberate other export)"
             )
 
 
