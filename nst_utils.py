@@ -802,14 +802,7 @@ def resize_to_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     if pixels.ndim != 3:
         raise ValueError(f"resize_to_max_side expects an (H, W, C) or (1, H, W, C) array, got shape {pixels.shape}")
     height_px, width_px = pixels.shape[:2]
-    size_wh = fit_to_max_side(width_px, height_px, _checked_max_side(max_side))
-    if size_wh == (width_px, height_px):
-        return pixels.copy()
-    channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[:, :, c])).resize(size_wh, **_RESIZE_OPTIONS))
-        for c in range(pixels.shape[2])
-    ]
-    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)  # Lanczos overshoots a little at edges
+    return _resized_rgb01(pixels, fit_to_max_side(width_px, height_px, _checked_max_side(max_side)))
 
 
 def image_size_for(path: str | os.PathLike[str], max_side: int | None = 400) -> tuple[int, int]:
@@ -865,20 +858,7 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
         raise ImageFileError(f"Cannot save {path}: unknown extension {path.suffix!r}; use .png (lossless) or .jpg")
     image_format, options = _SAVE_FORMATS[path.suffix.lower()]
     pixels = _rgb01_to_uint8(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp_path = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # os.open applies the user's umask, as creating `path` directly would (mkstemp would make it private).
-    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            Image.fromarray(pixels).save(file, format=image_format, **options)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
-    return path
+    return _write_atomically(path, lambda file: Image.fromarray(pixels).save(file, format=image_format, **options))
 
 
 def generate_noise_image(content: np.ndarray, noise_ratio: float = 0.6, seed: int | None = 0) -> np.ndarray:
@@ -1037,6 +1017,38 @@ def _pixels_rgb01(image: Image.Image, size_wh: tuple[int, int]) -> np.ndarray:
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
+
+
+def _resized_rgb01(pixels: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """A float32 (H, W, C) image in [0, 1] resized to exactly `size_wh` (width, height) px, Lanczos; a copy."""
+    if size_wh == (pixels.shape[1], pixels.shape[0]):
+        return pixels.copy()
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[:, :, c])).resize(size_wh, **_RESIZE_OPTIONS))
+        for c in range(pixels.shape[2])
+    ]
+    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)  # Lanczos overshoots a little at edges
+
+
+def _write_atomically(path: Path, write: Callable[[io.BufferedIOBase], object]) -> Path:
+    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`: complete or absent.
+
+    Missing parent folders are created; on any failure the temporary file is removed and `path` is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp_path = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # os.open applies the user's umask, as creating `path` directly would (mkstemp would make it private).
+    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        temp_path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _rgb01_to_uint8(image: np.ndarray) -> np.ndarray:
