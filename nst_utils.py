@@ -1154,7 +1154,9 @@ def normalise_style_weights(style_images) -> list[tuple[str, float]]:
     return [(path, weight / largest / total) for path, weight in pairs]
 
 
-def initial_image(kind: str, content_rgb01, style_rgb01=None, noise_ratio: float = 0.6, seed: int | None = 0):
+def initial_image(
+    kind: str, content_rgb01, style_rgb01=None, noise_ratio: float = 0.6, seed: int | None = 0
+) -> np.ndarray:
     """The image the optimisation starts from, float32 in [0, 1] with the content's shape; the same seed, the same.
 
     kind: "noisy_content" (generate_noise_image with `noise_ratio`), "content" (a copy), "style" (the style image
@@ -1188,12 +1190,7 @@ def style_max_side(max_side_px: int, style_scale: float) -> int:
     """
     if _checked_max_side(max_side_px) is None:
         raise ValueError("style_max_side needs the content's longer side in px (such as 400), got None")
-    if (
-        isinstance(style_scale, bool)
-        or not isinstance(style_scale, (int, float, np.integer, np.floating))
-        or not math.isfinite(style_scale)
-        or style_scale <= 0
-    ):
+    if not _is_real(style_scale) or not math.isfinite(style_scale) or style_scale <= 0:
         raise ValueError(
             f"style_scale must be a finite number above 0 (1: the content's size, 0.5: half of it), got {style_scale!r}"
         )
@@ -1283,9 +1280,13 @@ def _is_weighted_style(entry) -> bool:
         isinstance(entry, (tuple, list))
         and len(entry) == 2
         and isinstance(entry[0], (str, os.PathLike))
-        and isinstance(entry[1], (int, float, np.integer, np.floating))
-        and not isinstance(entry[1], bool)
+        and _is_real(entry[1])
     )
+
+
+def _is_real(value) -> bool:
+    """Whether `value` is a real number (Python or NumPy int or float), not a bool or a string."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _evolution_frames(run_dir: Path) -> list[tuple[str, Path]]:
