@@ -1515,6 +1515,7 @@ class StyleTransferRun:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._finished = threading.Event()  # set once the loop has saved its last image
         self._thread: threading.Thread | None = None
         self._widgets = None
         self._last_good_image = None
@@ -1541,13 +1542,13 @@ class StyleTransferRun:
         if self._thread is None:
             raise RuntimeError("call start() first")
         try:
-            self._thread.join(timeout_s)
+            self._finished.wait(timeout_s)
         except KeyboardInterrupt:
             self.stop()
-            self._thread.join()
+            self._finished.wait()  # an Event, not Thread.join: a join cut short by Ctrl-C can report a live thread dead
             print(f"Interrupted: {self.message}")
             raise
-        if self.error is not None and not self._thread.is_alive():
+        if self.error is not None and self._finished.is_set():
             raise self.error  # a failed or diverged run fails the cell (and `make run`), after saving its work
         return self
 
@@ -1566,8 +1567,8 @@ class StyleTransferRun:
 
     @property
     def done(self) -> bool:
-        """True once the background thread has finished."""
-        return self._thread is not None and not self._thread.is_alive()
+        """True once the run has ended and saved its last image."""
+        return self._finished.is_set()
 
     @property
     def final_path(self) -> Path:
@@ -1640,6 +1641,7 @@ class StyleTransferRun:
                 self._widgets["status"].value += f"<br><b>{self.message}</b>"
             else:
                 print(self.message)
+            self._finished.set()
 
     def _save(self, name: str, image_rgb01) -> None:
         """Write one snapshot atomically and remember its path."""
@@ -1765,6 +1767,7 @@ def stylise(
     parameters.update(content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False)
     executed_path = run_dir / "notebook.ipynb"
     print(f"Stylising {content_path.name} with {style_path.name}; writing to {run_dir}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernel inherits it: no TensorFlow start-up chatter
     try:
         papermill.execute_notebook(
             str(notebook_path),
@@ -1778,6 +1781,9 @@ def stylise(
         )
     except papermill.PapermillExecutionError as err:
         raise NSTError(f"{err.ename}: {err.evalue} (the notebook as far as it ran: {executed_path})") from None
+    except KeyboardInterrupt:
+        print(f"\nInterrupted: the images and metrics.csv written so far are in {run_dir}", file=sys.stderr)
+        raise
     return run_dir
 
 

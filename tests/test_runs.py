@@ -101,23 +101,25 @@ def test_stop_and_pause_keep_the_work_done(tmp_path):
     assert len(rows) == len(run.history)
 
 
-def test_an_interrupt_while_waiting_stops_the_run_and_keeps_its_work(tmp_path, monkeypatch):
+def test_an_interrupt_while_waiting_stops_the_run_and_keeps_its_work(tmp_path, capsys):
     run, _, _ = toy_run(tmp_path, iterations=100_000)
     run.start()
     while len(run.history) < 2:
         time.sleep(0.01)
-    original_join = threading.Thread.join
+    real_wait = run._finished.wait
+    interrupts = []
 
-    def interrupted_join(self, timeout=None):
-        if timeout is None and not run._stop.is_set():
+    def interrupted_wait(timeout=None):
+        if not interrupts:
+            interrupts.append(1)
             raise KeyboardInterrupt  # what Ctrl-C / "interrupt kernel" does to the waiting cell
-        return original_join(self, timeout)
+        return real_wait(timeout)
 
-    monkeypatch.setattr(threading.Thread, "join", interrupted_join)
+    run._finished.wait = interrupted_wait
     with pytest.raises(KeyboardInterrupt):
         run.wait()
-    monkeypatch.undo()
     assert run.done and run.final_path.exists()
+    assert "Interrupted: stopped at iteration" in capsys.readouterr().out
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == len(run.history) + 1
 
 

@@ -2,8 +2,11 @@
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -67,3 +70,29 @@ def test_a_bad_parameter_fails_the_headless_run_in_one_line(tmp_path):
     assert done.returncode == 1
     last_line = done.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ValueError: alpha=-1") and "notebook.ipynb" in last_line, done.stderr[-1500:]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_headless_run_keeps_the_last_image_and_the_metrics(tmp_path):
+    command = [sys.executable, str(PROJECT_DIR / "nst_utils.py"), "stylise", "-p", "max_side_px", "48"]
+    command += ["-p", "iterations", "100000", "--output-root", str(tmp_path)]
+    log_path = tmp_path.parent / f"{tmp_path.name}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and process.poll() is None:
+                metrics = list(tmp_path.glob("*/metrics.csv"))
+                if metrics and metrics[0].read_text().count("\n") > 5:
+                    break
+                time.sleep(0.5)
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+            assert process.wait(timeout=120) == 130
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    (run_dir,) = tmp_path.iterdir()
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert len(rows) >= 5
+    assert nst_utils.load_image(run_dir / "final.png", max_side=None).shape[:2] == (36, 48)
+    assert "Interrupted: the images and metrics.csv written so far are in" in log_path.read_text()
