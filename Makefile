@@ -14,7 +14,7 @@ ALPHA ?=
 BETA ?=
 PARAMS ?=
 
-.PHONY: setup test lint run lab weights clean-venv
+.PHONY: setup test lint run lab weights browser clean-venv
 
 setup: $(STAMP)  ## create .venv from the pinned requirements.txt
 
@@ -29,8 +29,14 @@ lint: $(STAMP)  ## ruff on the code and the notebooks
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: $(STAMP)  ## every test: unit tests and the notebook under nbval (strict)
+test: $(STAMP) browser lint  ## every test: lint, unit tests, the notebook under strict nbval, kernel and browser tests
 	$(PY) -m pytest
+
+browser:  ## Debian's chromium for the Playwright test (Playwright's own browser download is not used)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 run: $(STAMP)  ## stylise the sample images (or CONTENT=… STYLE=…) headless into a new output/ folder
 	$(PY) nst_utils.py stylise $(if $(CONTENT),--content "$(CONTENT)") $(if $(STYLE),--style "$(STYLE)") \

@@ -37,7 +37,7 @@ import h5py
 import keras
 import numpy as np
 import scipy.io
-from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, JpegImagePlugin, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 # ============================================================================ Paths, constants, errors
@@ -288,15 +288,11 @@ def _weights_source(key: str) -> WeightsSource:
 
 def _checksum_problem(path: Path, source: WeightsSource) -> str | None:
     """None if `path` is a genuine release of `source` (md5, and sha256 where published), else what was found."""
-    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):  # chunked: the .mat is 535 MB
-            md5.update(chunk)
-            sha256.update(chunk)
-    if md5.hexdigest() not in source.md5s:
-        return f"md5 {md5.hexdigest()}, expected {' or '.join(source.md5s)}"
-    if source.sha256 and md5.hexdigest() == source.md5s[0] and sha256.hexdigest() != source.sha256:
-        return f"sha256 {sha256.hexdigest()}, expected {source.sha256}"
+    md5, sha256 = file_digests(path)
+    if md5 not in source.md5s:
+        return f"md5 {md5}, expected {' or '.join(source.md5s)}"
+    if source.sha256 and md5 == source.md5s[0] and sha256 != source.sha256:
+        return f"sha256 {sha256}, expected {source.sha256}"
     return None
 
 
@@ -390,22 +386,23 @@ class VGGWeights:
     kind: str  # "keras-h5", "matconvnet-mat" or "random"
 
 
-# (resolved path, size, mtime_ns) -> md5: hash a 500 MB file once per session, and again only if it changes.
-_MD5_CACHE: dict[tuple[str, int, int], str] = {}
+# (resolved path, size, mtime_ns) -> (md5, sha256): hash a 500 MB file once per session, again only if it changes.
+_DIGEST_CACHE: dict[tuple[str, int, int], tuple[str, str]] = {}
 
 
-def file_md5(path: Path | str) -> str:
-    """MD5 hex digest of a file, read in 1 MiB chunks (cached per path, size and modification time)."""
+def file_digests(path: Path | str) -> tuple[str, str]:
+    """(md5, sha256) hex digests of a file, read in 1 MiB chunks (cached per path, size and modification time)."""
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _MD5_CACHE:
-        digest = hashlib.md5(usedforsecurity=False)
+    if key not in _DIGEST_CACHE:
+        md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
         with path.open("rb") as file:
-            for chunk in iter(lambda: file.read(1 << 20), b""):
-                digest.update(chunk)
-        _MD5_CACHE[key] = digest.hexdigest()
-    return _MD5_CACHE[key]
+            while chunk := file.read(1 << 20):  # chunked: the .mat is 535 MB
+                md5.update(chunk)
+                sha256.update(chunk)
+        _DIGEST_CACHE[key] = (md5.hexdigest(), sha256.hexdigest())
+    return _DIGEST_CACHE[key]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -414,18 +411,18 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _verify_published_checksum(path: Path) -> None:
-    """Raise WeightsFileError if `path` has a published file's name but none of that file's md5s."""
+    """Raise WeightsFileError if `path` has a published file's name but is not a genuine copy of that file."""
     for source in WEIGHTS_SOURCES.values():
         if path.name != source.filename:
             continue
-        md5 = file_md5(path)
-        if md5 not in source.md5s:
+        problem = _checksum_problem(path, source)
+        if problem:
             size = path.stat().st_size
             short = source.size_bytes is not None and size < source.size_bytes
-            found = f"md5 {md5} ({size:,} bytes{', download incomplete?' if short else ''})"
             raise WeightsFileError(
-                f"{path}: {found} does not match the published {source.key} weights' checksum; re-download with "
-                f"`python nst_utils.py download {source.key}` (or rename the file if it is a deliberate other export)"
+                f"{path}: {problem} ({size:,} bytes{', download incomplete?' if short else ''}) does not match the "
+                f"published {source.key} weights; re-download with `python nst_utils.py download {source.key}` "
+                "(or rename the file if it is a deliberate other export)"
             )
 
 
@@ -771,6 +768,7 @@ def load_vgg_model(
 # ============================================================================ Images
 
 MIN_SHORT_SIDE_PX = 32  # VGG-19 halves the image in 5 pools: a shorter side leaves pool5 with no pixels
+MIN_NATIVE_SIDE_PX = 8  # a file smaller than this on its shorter side holds no picture worth upscaling
 MAX_DECODE_BYTES = 1 << 30  # refuse files whose decoding would need more memory than this (1 GiB)
 _LARGEST_SENSIBLE_MAX_SIDE_PX = 4096  # a fix that needs a bigger max_side is no fix: the file must be cropped
 _HIGH_DEPTH_FULL_SCALE = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
@@ -804,14 +802,7 @@ def resize_to_max_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
     if pixels.ndim != 3:
         raise ValueError(f"resize_to_max_side expects an (H, W, C) or (1, H, W, C) array, got shape {pixels.shape}")
     height_px, width_px = pixels.shape[:2]
-    size_wh = fit_to_max_side(width_px, height_px, _checked_max_side(max_side))
-    if size_wh == (width_px, height_px):
-        return pixels.copy()
-    channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[:, :, c])).resize(size_wh, **_RESIZE_OPTIONS))
-        for c in range(pixels.shape[2])
-    ]
-    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)  # Lanczos overshoots a little at edges
+    return _resized_rgb01(pixels, fit_to_max_side(width_px, height_px, _checked_max_side(max_side)))
 
 
 def image_size_for(path: str | os.PathLike[str], max_side: int | None = 400) -> tuple[int, int]:
@@ -867,20 +858,7 @@ def save_image(path: str | os.PathLike[str], image: np.ndarray) -> Path:
         raise ImageFileError(f"Cannot save {path}: unknown extension {path.suffix!r}; use .png (lossless) or .jpg")
     image_format, options = _SAVE_FORMATS[path.suffix.lower()]
     pixels = _rgb01_to_uint8(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp_path = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # os.open applies the user's umask, as creating `path` directly would (mkstemp would make it private).
-    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            Image.fromarray(pixels).save(file, format=image_format, **options)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
-    return path
+    return _write_atomically(path, lambda file: Image.fromarray(pixels).save(file, format=image_format, **options))
 
 
 def generate_noise_image(content: np.ndarray, noise_ratio: float = 0.6, seed: int | None = 0) -> np.ndarray:
@@ -976,6 +954,11 @@ def _planned_size_wh(path: Path, image: Image.Image, max_side: int | None) -> tu
     """(width, height) in pixels that the opened image will have upright after resizing; checks it is big enough."""
     stored_w, stored_h = image.size
     upright_w, upright_h = (stored_h, stored_w) if _orientation_swaps_axes(image) else (stored_w, stored_h)
+    if min(upright_w, upright_h) < MIN_NATIVE_SIDE_PX:
+        raise ImageFileError(
+            f"{path} is only {upright_w}x{upright_h} px, too small to hold a picture; use an image with at least "
+            f"{MIN_SHORT_SIDE_PX} px on its shorter side"
+        )
     width_px, height_px = fit_to_max_side(upright_w, upright_h, max_side)
     if min(width_px, height_px) >= MIN_SHORT_SIDE_PX:
         return width_px, height_px
@@ -1036,6 +1019,38 @@ def _pixels_rgb01(image: Image.Image, size_wh: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
 
 
+def _resized_rgb01(pixels: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """A float32 (H, W, C) image in [0, 1] resized to exactly `size_wh` (width, height) px, Lanczos; a copy."""
+    if size_wh == (pixels.shape[1], pixels.shape[0]):
+        return pixels.copy()
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[:, :, c])).resize(size_wh, **_RESIZE_OPTIONS))
+        for c in range(pixels.shape[2])
+    ]
+    return np.clip(np.stack(channels, axis=2), 0.0, 1.0)  # Lanczos overshoots a little at edges
+
+
+def _write_atomically(path: Path, write: Callable[[io.BufferedIOBase], object]) -> Path:
+    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`: complete or absent.
+
+    Missing parent folders are created; on any failure the temporary file is removed and `path` is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp_path = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # os.open applies the user's umask, as creating `path` directly would (mkstemp would make it private).
+    fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        temp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _rgb01_to_uint8(image: np.ndarray) -> np.ndarray:
     """A float RGB image in [0, 1], (H, W, 3) or (1, H, W, 3) (numpy or TensorFlow), as (H, W, 3) uint8."""
     pixels = np.asarray(image, dtype=np.float32)
@@ -1049,6 +1064,282 @@ def _rgb01_to_uint8(image: np.ndarray) -> np.ndarray:
     if n_bad:
         raise ValueError(f"the image to save has {n_bad} NaN or infinite values; the optimisation probably diverged")
     return np.rint(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+# ============================================================================ Going further: colour, several styles, initialisation, evolution strip  # noqa: E501
+
+# RGB -> YIQ, NTSC (FCC 1953) coefficients; rows give Y (luma), I (orange-blue) and Q (purple-green).
+RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
+_YIQ_TO_RGB = np.linalg.inv(RGB_TO_YIQ)  # derived from the one constant, so the round trip is exact
+# Floor for the style's colour-covariance eigenvalues, in (0-1 units)²: far below 8-bit quantisation noise
+# (1 / (12 · 255²) ≈ 1.3e-6), so it only changes flat directions (a one-colour or greyscale style image).
+COLOUR_COVARIANCE_FLOOR = 1e-8
+INITIAL_IMAGE_KINDS = ("noisy_content", "content", "style", "noise")
+EVOLUTION_FRAME_MS = 400  # how long each frame of evolution.gif shows
+EVOLUTION_LAST_FRAME_MS = 2000  # the final image is held longer before the loop restarts
+EVOLUTION_COLUMNS = 6  # thumbnails per row of evolution.png
+_SNAPSHOT_NAME = re.compile(r"iter_(\d+)\.png")  # what StyleTransferRun writes every save_every iterations
+
+
+def rgb_to_yiq(image_rgb01) -> np.ndarray:
+    """RGB in [0, 1], shape (..., 3), as float64 YIQ: Y (luma) in [0, 1], I within ±0.60, Q within ±0.53."""
+    return _colour_pixels(image_rgb01, "image_rgb01") @ RGB_TO_YIQ.T
+
+
+def yiq_to_rgb(image_yiq) -> np.ndarray:
+    """YIQ, shape (..., 3), back to float64 RGB (in [0, 1] for colours in the RGB gamut; not clipped)."""
+    return _colour_pixels(image_yiq, "image_yiq") @ _YIQ_TO_RGB.T
+
+
+def transfer_luminance_only(stylised_rgb01, content_rgb01) -> np.ndarray:
+    """The stylised image's luma Y with the content's chroma I and Q, as float32 RGB in [0, 1] (Gatys et al. 2017).
+
+    Takes (H, W, 3) or (1, H, W, 3) and returns the stylised image's shape; a content image of another size is
+    first resized (Lanczos) to the stylised one's. The result is clipped to [0, 1], which changes I and Q (and Y)
+    only where the recombined colour falls outside the RGB gamut.
+    """
+    stylised, batched = _rgb_image(stylised_rgb01, "stylised_rgb01")
+    content, _ = _rgb_image(content_rgb01, "content_rgb01")
+    height_px, width_px = stylised.shape[:2]
+    if content.shape != stylised.shape:
+        content = _resized_rgb01(content.astype(np.float32), (width_px, height_px)).astype(np.float64)
+    yiq = rgb_to_yiq(stylised)
+    yiq[..., 1:] = rgb_to_yiq(content)[..., 1:]
+    result = np.clip(yiq_to_rgb(yiq), 0.0, 1.0).astype(np.float32)
+    return result[np.newaxis] if batched else result
+
+
+def match_colour_histogram(style_rgb01, content_rgb01) -> np.ndarray:
+    """The style image recoloured so its RGB mean and covariance are the content's, float32 in [0, 1].
+
+    Gatys et al. 2017's linear colour transfer, x' = A (x - μ_S) + μ_C with A Σ_S Aᵀ = Σ_C, using the symmetric
+    square roots A = Σ_C^½ Σ_S^-½ ("image analogies" variant; see _colour_matched_pixels). Takes and returns the
+    style's shape, (H, W, 3) or (1, H, W, 3). Clipping to [0, 1] afterwards perturbs the statistics where the
+    mapped colours leave the gamut.
+    """
+    style, batched = _rgb_image(style_rgb01, "style_rgb01")
+    content, _ = _rgb_image(content_rgb01, "content_rgb01")
+    matched = _colour_matched_pixels(style.reshape(-1, 3), content.reshape(-1, 3)).reshape(style.shape)
+    result = np.clip(matched, 0.0, 1.0).astype(np.float32)
+    return result[np.newaxis] if batched else result
+
+
+def normalise_style_weights(style_images) -> list[tuple[str, float]]:
+    """[(path, weight), ...] with weights summing to 1, from a path, a list of paths or a list of (path, weight).
+
+    Bare paths weigh 1 before normalising; a weight of 0 is kept (the caller may skip it).
+    """
+    example = "e.g. style_images=[('style_a.jpg', 0.7), ('style_b.jpg', 0.3)]"
+    if isinstance(style_images, (str, os.PathLike)) or (
+        isinstance(style_images, tuple) and _is_weighted_style(style_images)
+    ):
+        style_images = [style_images]
+    if not isinstance(style_images, Sequence) or not style_images:
+        raise ValueError(f"style_images={style_images!r}: pass a style image path, or several, {example}")
+    pairs = []
+    for entry in style_images:
+        if isinstance(entry, (str, os.PathLike)):
+            path, weight = entry, 1.0
+        elif _is_weighted_style(entry):
+            path, weight = entry[0], float(entry[1])
+        else:
+            raise ValueError(f"style_images entry {entry!r} is neither a path nor a (path, weight) pair; {example}")
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"style weight {weight!r} for {path}: weights must be finite and 0 or more; {example}")
+        pairs.append((os.fspath(path), weight))
+    largest = max(weight for _, weight in pairs)
+    if largest == 0:
+        raise ValueError(f"all style weights are 0 in {style_images!r}: give at least one style a weight above 0")
+    total = math.fsum(weight / largest for _, weight in pairs)  # scaled first, so huge weights cannot overflow
+    return [(path, weight / largest / total) for path, weight in pairs]
+
+
+def initial_image(
+    kind: str, content_rgb01, style_rgb01=None, noise_ratio: float = 0.6, seed: int | None = 0
+) -> np.ndarray:
+    """The image the optimisation starts from, float32 in [0, 1] with the content's shape; the same seed, the same.
+
+    kind: "noisy_content" (generate_noise_image with `noise_ratio`), "content" (a copy), "style" (the style image
+    resized to the content's height and width, aspect not kept) or "noise" (generate_noise_image with noise_ratio=1:
+    the VGG mean grey ± 20/255 uniform noise, the same noise field as "noisy_content" with that seed).
+    `noise_ratio` is used by "noisy_content" only.
+    """
+    if kind not in INITIAL_IMAGE_KINDS:
+        raise ValueError(f"initial image kind {kind!r} is unknown; choose one of: {', '.join(INITIAL_IMAGE_KINDS)}")
+    content, batched = _rgb_image(content_rgb01, "content_rgb01")
+    content = content.astype(np.float32)
+    if kind == "noisy_content":
+        image = generate_noise_image(content, noise_ratio, seed)
+    elif kind == "noise":
+        image = generate_noise_image(content, 1.0, seed)
+    elif kind == "content":
+        image = content
+    else:
+        if style_rgb01 is None:
+            raise ValueError("initial image kind 'style' needs the style image: pass style_rgb01=style_image")
+        style, _ = _rgb_image(style_rgb01, "style_rgb01")
+        image = _resized_rgb01(style.astype(np.float32), (content.shape[1], content.shape[0]))
+    image = np.asarray(image, dtype=np.float32)
+    return image[np.newaxis] if batched else image
+
+
+def style_max_side(max_side_px: int, style_scale: float) -> int:
+    """The longer side, in px, to load the style image at: `style_scale` times the content's, at least 32 px.
+
+    The Grams see the style at this size: below 1 its brush strokes come out smaller in the result, above 1 larger.
+    """
+    if _checked_max_side(max_side_px) is None:
+        raise ValueError("style_max_side needs the content's longer side in px (such as 400), got None")
+    if not _is_real(style_scale) or not math.isfinite(style_scale) or style_scale <= 0:
+        raise ValueError(
+            f"style_scale must be a finite number above 0 (1: the content's size, 0.5: half of it), got {style_scale!r}"
+        )
+    return max(MIN_SHORT_SIDE_PX, math.floor(max_side_px * style_scale + 0.5))
+
+
+def write_evolution_strip(
+    run_dir: str | os.PathLike[str], max_frames: int = 12, thumb_side_px: int = 200
+) -> tuple[Path, Path]:
+    """Write run_dir/evolution.png (labelled thumbnails) and evolution.gif (the same, animated), atomically.
+
+    Frames: the snapshots iter_NNNN.png in iteration order, then final.png; when there are more than `max_frames`,
+    an evenly spaced choice that keeps the first and the final. A last snapshot identical to final.png is shown
+    once, as "final (iter N)". Thumbnails have their longer side `thumb_side_px` px. Returns (png_path, gif_path).
+    """
+    run_dir = Path(run_dir)
+    if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 2:
+        raise ValueError(
+            f"max_frames must be a whole number of at least 2 (the first and the final), got {max_frames!r}"
+        )
+    if isinstance(thumb_side_px, bool) or not isinstance(thumb_side_px, (int, np.integer)) or thumb_side_px < 16:
+        raise ValueError(f"thumb_side_px must be a whole number of pixels, at least 16, got {thumb_side_px!r}")
+    frames = _evolution_frames(run_dir)
+    if not frames:
+        raise ValueError(
+            f"{run_dir} holds no snapshots (iter_NNNN.png or final.png) to make an evolution strip from; "
+            "pass the run folder of a StyleTransferRun that has saved at least one image"
+        )
+    if len(frames) > max_frames:  # spacing above 1, so the rounded indices are distinct
+        frames = [frames[math.floor(i * (len(frames) - 1) / (max_frames - 1) + 0.5)] for i in range(max_frames)]
+    cells = _evolution_cells(frames, int(thumb_side_px))
+    sheet_path = save_image(run_dir / "evolution.png", np.asarray(_contact_sheet(cells), dtype=np.float32) / 255)
+    durations_ms = [EVOLUTION_FRAME_MS] * (len(cells) - 1) + [EVOLUTION_LAST_FRAME_MS]
+    gif_path = _write_atomically(
+        run_dir / "evolution.gif",
+        lambda file: cells[0].save(
+            file, format="GIF", save_all=True, append_images=cells[1:], duration=durations_ms, loop=0
+        ),
+    )
+    return sheet_path, gif_path
+
+
+def _colour_pixels(image, name: str) -> np.ndarray:
+    """`image` as a float64 array whose last axis holds 3 colour channels; ValueError naming `name` otherwise."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if pixels.ndim == 0 or pixels.shape[-1] != 3:
+        raise ValueError(f"{name} must have 3 colour channels on its last axis, got shape {pixels.shape}")
+    return pixels
+
+
+def _rgb_image(image, name: str) -> tuple[np.ndarray, bool]:
+    """(float64 (H, W, 3) pixels, whether the input was batched) from (H, W, 3) or (1, H, W, 3)."""
+    pixels = _colour_pixels(image, name)
+    batched = pixels.ndim == 4 and pixels.shape[0] == 1
+    if batched:
+        pixels = pixels[0]
+    if pixels.ndim != 3:
+        raise ValueError(f"{name} must be an (H, W, 3) or (1, H, W, 3) RGB array, got shape {np.shape(image)}")
+    return pixels, batched
+
+
+def _colour_matched_pixels(style_pixels: np.ndarray, content_pixels: np.ndarray) -> np.ndarray:
+    """Style pixels (N, 3) mapped linearly to the content pixels' (M, 3) mean and covariance; float64, unclipped.
+
+    A = Σ_C^½ Σ_S^-½ with symmetric square roots (eigendecomposition), so A Σ_S Aᵀ = Σ_C. Of the two choices in
+    Gatys et al. 2017 it is the one that does not depend on the order of R, G, B: a Cholesky factor is triangular
+    and maps R by R alone. Σ_S's eigenvalues are floored at COLOUR_COVARIANCE_FLOOR, so a flat style works.
+    """
+    mean_style, mean_content = style_pixels.mean(axis=0), content_pixels.mean(axis=0)
+    covariance_style = np.cov(style_pixels, rowvar=False, bias=True)
+    covariance_content = np.cov(content_pixels, rowvar=False, bias=True)
+    transform = _symmetric_power(covariance_content, 0.5, 0.0) @ _symmetric_power(
+        covariance_style, -0.5, COLOUR_COVARIANCE_FLOOR
+    )
+    return (style_pixels - mean_style) @ transform.T + mean_content
+
+
+def _symmetric_power(matrix: np.ndarray, exponent: float, floor: float) -> np.ndarray:
+    """`matrix` ** `exponent` for a symmetric positive semi-definite matrix, its eigenvalues floored at `floor`."""
+    eigenvalues, eigenvectors = np.linalg.eigh(matrix)
+    return (eigenvectors * np.maximum(eigenvalues, floor) ** exponent) @ eigenvectors.T
+
+
+def _is_weighted_style(entry) -> bool:
+    """Whether `entry` is a (path, weight) pair with a real-number weight."""
+    return (
+        isinstance(entry, (tuple, list))
+        and len(entry) == 2
+        and isinstance(entry[0], (str, os.PathLike))
+        and _is_real(entry[1])
+    )
+
+
+def _is_real(value) -> bool:
+    """Whether `value` is a real number (Python or NumPy int or float), not a bool or a string."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _evolution_frames(run_dir: Path) -> list[tuple[str, Path]]:
+    """(label, path) of every snapshot in run_dir, in iteration order, final.png last."""
+    snapshots = sorted(
+        (int(match[1]), path)
+        for path in run_dir.glob("iter_*.png")
+        if (match := _SNAPSHOT_NAME.fullmatch(path.name)) and path.is_file()
+    )
+    frames = [(f"iter {iteration}", path) for iteration, path in snapshots]
+    final_path = run_dir / "final.png"
+    if final_path.is_file():
+        if snapshots and snapshots[-1][1].read_bytes() == final_path.read_bytes():  # both written by save_image
+            frames[-1] = (f"final (iter {snapshots[-1][0]})", final_path)
+        else:
+            frames.append(("final", final_path))
+    return frames
+
+
+def _evolution_cells(frames: list[tuple[str, Path]], thumb_side_px: int) -> list[Image.Image]:
+    """One RGB image per frame, all the same size: the thumbnail centred above its label."""
+    thumbnails = [
+        Image.fromarray(_rgb01_to_uint8(resize_to_max_side(load_image(path, max_side=None), thumb_side_px)))
+        for _, path in frames
+    ]
+    font = ImageFont.load_default(size=max(10, thumb_side_px // 12))
+    label_band_px = font.size + 8 if hasattr(font, "size") else 20
+    width_px = max(thumbnail.width for thumbnail in thumbnails)
+    height_px = max(thumbnail.height for thumbnail in thumbnails)
+    cells = []
+    for (label, _), thumbnail in zip(frames, thumbnails, strict=True):
+        cell = Image.new("RGB", (width_px, height_px + label_band_px), "white")
+        cell.paste(thumbnail, ((width_px - thumbnail.width) // 2, (height_px - thumbnail.height) // 2))
+        draw = ImageDraw.Draw(cell)
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        position = ((width_px - (right - left)) / 2 - left, height_px + (label_band_px - (bottom - top)) / 2 - top)
+        draw.text(position, label, fill="black", font=font)
+        cells.append(cell)
+    return cells
+
+
+def _contact_sheet(cells: list[Image.Image], gap_px: int = 4) -> Image.Image:
+    """The cells in rows of up to EVOLUTION_COLUMNS, `gap_px` of white between and around them."""
+    columns = min(len(cells), EVOLUTION_COLUMNS)
+    rows = -(-len(cells) // columns)
+    cell_width_px, cell_height_px = cells[0].size
+    sheet = Image.new(
+        "RGB", (gap_px + columns * (cell_width_px + gap_px), gap_px + rows * (cell_height_px + gap_px)), "white"
+    )
+    for index, cell in enumerate(cells):
+        row, column = divmod(index, columns)
+        sheet.paste(cell, (gap_px + column * (cell_width_px + gap_px), gap_px + row * (cell_height_px + gap_px)))
+    return sheet
 
 
 # ============================================================================ Runs: optimisation, saving, display
@@ -1115,6 +1406,51 @@ def loss_curve_png(history: list[dict], width_px: int = 480, height_px: int = 30
     return buffer.getvalue()
 
 
+def check_parameters(
+    *,
+    alpha: float,
+    beta: float,
+    content_layer: str,
+    style_layers: Sequence,
+    iterations: int,
+    save_every: int,
+    learning_rate: float,
+    max_side_px: int | None,
+) -> list[tuple[str, float]]:
+    """Validate the notebook's settings with one-line errors; returns style_layers as (name, coefficient) tuples."""
+    valid = vgg19_layer_names()
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name}={value!r}: the cost weights α and β must be finite numbers ≥ 0")
+    if alpha == 0 and beta == 0:
+        raise ValueError("alpha=0 and beta=0: with both weights 0 there is nothing to optimise; make one positive")
+    if content_layer not in valid:
+        raise ValueError(f"content_layer={content_layer!r} is not a VGG-19 layer; choose one of {', '.join(valid)}")
+    try:
+        pairs = [(str(name), float(coefficient)) for name, coefficient in style_layers]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"style_layers={style_layers!r}: expected a list of (layer_name, coefficient) pairs, "
+            'e.g. [("conv1_1", 0.2), ("conv2_1", 0.2)]'
+        ) from None
+    unknown = [name for name, _ in pairs if name not in valid]
+    if unknown:
+        raise ValueError(f"style_layers: {', '.join(unknown)} is not a VGG-19 layer; choose from {', '.join(valid)}")
+    if not pairs or any(not math.isfinite(c) or c < 0 for _, c in pairs) or not any(c > 0 for _, c in pairs):
+        raise ValueError(
+            f"style_layers={pairs!r}: coefficients must be ≥ 0 with at least one positive (the default is 0.2 each)"
+        )
+    if int(iterations) != iterations or iterations < 0:
+        raise ValueError(f"iterations={iterations!r}: must be a whole number ≥ 0")
+    if int(save_every) != save_every or save_every < 1:
+        raise ValueError(f"save_every={save_every!r}: must be a whole number ≥ 1 (iterations between snapshots)")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate={learning_rate!r}: must be a positive number (0.01 is a good start)")
+    if max_side_px is not None and (int(max_side_px) != max_side_px or max_side_px < MIN_SHORT_SIDE_PX):
+        raise ValueError(f"max_side_px={max_side_px!r}: must be a whole number ≥ {MIN_SHORT_SIDE_PX} (pixels)")
+    return pairs
+
+
 class MetricsLog:
     """Appends one CSV row per iteration to `path` and flushes it, so an interrupted run keeps its metrics."""
 
@@ -1179,11 +1515,8 @@ class StyleTransferRun:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._finished = threading.Event()  # set once the loop has saved its last image
         self._thread: threading.Thread | None = None
-        # Set once the loop has saved its final image. wait() waits on this, not on Thread.join(): in Python 3.11
-        # a join interrupted by Ctrl-C releases the running thread's lock (the bpo-45274 handler in threading.py),
-        # so the next join returned at once, before final.png, and the thread's exit raised.
-        self._finished = threading.Event()
         self._widgets = None
         self._last_good_image = None
 
@@ -1212,11 +1545,11 @@ class StyleTransferRun:
             self._finished.wait(timeout_s)
         except KeyboardInterrupt:
             self.stop()
-            self._finished.wait()
+            self._finished.wait()  # an Event, not Thread.join: a join cut short by Ctrl-C can report a live thread dead
             print(f"Interrupted: {self.message}")
             raise
         if self.error is not None and self._finished.is_set():
-            raise self.error
+            raise self.error  # a failed or diverged run fails the cell (and `make run`), after saving its work
         return self
 
     async def wait_async(self, poll_s: float = 0.1) -> StyleTransferRun:
@@ -1257,7 +1590,7 @@ class StyleTransferRun:
 
     @property
     def done(self) -> bool:
-        """True once the run has ended and saved its final image."""
+        """True once the run has ended and saved its last image."""
         return self._finished.is_set()
 
     @property
@@ -1277,15 +1610,6 @@ class StyleTransferRun:
 
     # -- the loop --------------------------------------------------------------------------------
     def _loop(self) -> None:
-        try:
-            self._optimise()
-        except BaseException as err:  # saving final.png or the last view update failed: wait() reports it
-            self.error = self.error or err
-            raise
-        finally:
-            self._finished.set()
-
-    def _optimise(self) -> None:
         metrics = MetricsLog(self.run_dir / "metrics.csv", ("iteration", *LOSS_NAMES, "alpha", "beta", "seconds"))
         progress = None if self.live_view else self._progress_bar()
         self._last_good_image = self.image.numpy()
@@ -1300,12 +1624,15 @@ class StyleTransferRun:
                 step_start_s = time.perf_counter()
                 losses = {name: float(value) for name, value in self.train_step().items()}
                 image_now = self.image.numpy()
-                if not (all(math.isfinite(v) for v in losses.values()) and np.isfinite(image_now).all()):
+                bad_cost = not all(math.isfinite(v) for v in losses.values())
+                if bad_cost or not np.isfinite(image_now).all():
                     self.image.assign(self._last_good_image)
+                    what = f"the cost became {losses['total']}" if bad_cost else "the image's pixels became NaN"
                     self.message = (
-                        f"the cost became {losses['total']} at iteration {iteration}: restored the image from "
-                        f"iteration {finished}; lower learning_rate (e.g. halve it) and run again"
+                        f"{what} at iteration {iteration}: restored the image from iteration {finished}; "
+                        "lower learning_rate (e.g. halve it) and run again"
                     )
+                    self.error = NSTError(self.message)
                     break
                 self._last_good_image = image_now
                 finished = iteration
@@ -1334,14 +1661,20 @@ class StyleTransferRun:
             metrics.close()
             if progress is not None:
                 progress.close()
-            self._save("final.png", self._last_good_image)
-            self.message += f"; final image: {self.final_path}"
+            try:
+                self._save("final.png", self._last_good_image)
+                self.message += f"; final image: {self.final_path}"
+            except OSError as err:  # e.g. the disk is full: earlier snapshots are intact, say where they are
+                self.error = self.error or err
+                last = self.saved_paths[-1] if self.saved_paths else "none"
+                self.message += f"; could not save final.png ({err.strerror or err}); last snapshot: {last}"
             if self._widgets is not None:
                 if self.history:
                     self._refresh_view(self.history[-1], time.perf_counter() - start_s)
                 self._widgets["status"].value += f"<br><b>{self.message}</b>"
             else:
                 print(self.message)
+            self._finished.set()
 
     def _save(self, name: str, image_rgb01) -> None:
         """Write one snapshot atomically and remember its path."""
@@ -1467,6 +1800,7 @@ def stylise(
     parameters.update(content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False)
     executed_path = run_dir / "notebook.ipynb"
     print(f"Stylising {content_path.name} with {style_path.name}; writing to {run_dir}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernel inherits it: no TensorFlow start-up chatter
     try:
         papermill.execute_notebook(
             str(notebook_path),
@@ -1480,6 +1814,9 @@ def stylise(
         )
     except papermill.PapermillExecutionError as err:
         raise NSTError(f"{err.ename}: {err.evalue} (the notebook as far as it ran: {executed_path})") from None
+    except KeyboardInterrupt:
+        print(f"\nInterrupted: the images and metrics.csv written so far are in {run_dir}", file=sys.stderr)
+        raise
     return run_dir
 
 

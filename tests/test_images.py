@@ -263,11 +263,18 @@ def test_animation_gives_its_first_frame(tmp_path, suffix):
     np.testing.assert_allclose(pixels, np.broadcast_to([1, 0, 0], (40, 48, 3)), atol=PIXEL_TOLERANCE)
 
 
-def test_one_pixel_image_is_upscaled(tmp_path):
+def test_a_tiny_image_is_refused_rather_than_upscaled(tmp_path):
     path = _save(Image.new("RGB", (1, 1), (10, 20, 30)), tmp_path / "dot.png")
+    with pytest.raises(ImageFileError) as error:
+        load_image(path, max_side=400)
+    _assert_one_line_naming(error, path, "1x1 px", "too small", "at least 32 px")
+
+
+def test_a_small_image_is_upscaled_to_max_side(tmp_path):
+    path = _save(Image.new("RGB", (12, 9), (10, 20, 30)), tmp_path / "small.png")
     pixels = load_image(path, max_side=400)
-    _assert_rgb01(pixels, (400, 400, 3))
-    np.testing.assert_allclose(pixels, np.broadcast_to(np.array([10, 20, 30]) / 255, (400, 400, 3)), atol=1e-5)
+    _assert_rgb01(pixels, (300, 400, 3))
+    np.testing.assert_allclose(pixels, np.broadcast_to(np.array([10, 20, 30]) / 255, (300, 400, 3)), atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -324,7 +331,7 @@ def test_truncated_jpeg_is_refused_not_half_loaded(tmp_path):
     [
         ((400, 20), 400, "use max_side=630 or more"),  # 20/400 of 630 = 31.5, rounds up to 32
         ((40, 20), None, "use max_side=63 or more"),  # too small natively: upscaling fixes it
-        ((20000, 1), 400, "aspect ratio (20000:1) is too extreme"),
+        ((20000, 8), 400, "aspect ratio (2500:1) is too extreme"),
     ],
 )
 def test_too_small_after_resizing(tmp_path, size_wh, max_side, phrase):

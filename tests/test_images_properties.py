@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nst_utils import MIN_SHORT_SIDE_PX, ImageFileError, load_image
+from nst_utils import MIN_NATIVE_SIDE_PX, MIN_SHORT_SIDE_PX, ImageFileError, load_image
 
 # Which formats can store which Pillow mode (JPEG has no alpha, palette or 16-bit).
 FORMATS_FOR_MODE = {
@@ -54,6 +54,10 @@ def test_load_image_gives_rgb01_at_max_side(image_file, max_side):
         path.write_bytes(data)
         long_px, short_px = max(width, height), min(width, height)
         exact_short = max_side * short_px / long_px
+        if short_px < MIN_NATIVE_SIDE_PX:
+            with pytest.raises(ImageFileError, match="too small to hold a picture"):
+                load_image(path, max_side=max_side)
+            return
         if 2 * max_side * short_px < (2 * MIN_SHORT_SIDE_PX - 1) * long_px:  # rounds (half up) to under 32 px
             with pytest.raises(ImageFileError, match="at least 32 px"):
                 load_image(path, max_side=max_side)

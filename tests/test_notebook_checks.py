@@ -5,44 +5,9 @@ mutant replaces one line of a cost's definition, as a learner's bug would.
 """
 
 import re
-from pathlib import Path
 
-import nbformat
-import numpy as np
 import pytest
-import tensorflow as tf
-
-import nst_utils
-
-NOTEBOOK_PATH = Path(__file__).resolve().parents[1] / "notebooks" / "01_neural_style_transfer.ipynb"
-COSTS = ("compute_content_cost", "gram_matrix", "compute_layer_style_cost", "compute_style_cost", "total_cost")
-
-
-def cost_cells():
-    """The source of each cost's definition cell and the check cells that follow it, in notebook order."""
-    cells = [c.source for c in nbformat.read(NOTEBOOK_PATH, as_version=4).cells if c.cell_type == "code"]
-    pieces = {}
-    for name in COSTS:
-        start = next(i for i, src in enumerate(cells) if re.search(rf"^def {name}\(", src, re.M))
-        checks = []
-        for src in cells[start + 1 :]:
-            if "check_close(" not in src and "passed" not in src:
-                break
-            checks.append(src)
-        pieces[name] = (cells[start], checks)
-    return pieces
-
-
-def run_cells(definitions: dict[str, str], checks: list[str]) -> list[str]:
-    """Execute the cost definitions, then the check cells; returns what the checks printed."""
-    namespace = {"tf": tf, "np": np, "nst_utils": nst_utils}
-    for source in definitions.values():
-        exec(source, namespace)
-    printed = []
-    namespace["print"] = lambda *args: printed.append(" ".join(map(str, args)))
-    for source in checks:
-        exec(source, namespace)
-    return printed
+from notebook_costs import cost_cells, run_cells
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +19,7 @@ def test_correct_costs_pass_every_check(pieces):
     definitions = {name: d for name, (d, _) in pieces.items()}
     for name, (_, checks) in pieces.items():
         assert checks, f"no check cell after {name}"
-        printed = run_cells(definitions, checks)
+        _, printed = run_cells(definitions, checks)
         assert printed and all(line.endswith("passed") for line in printed), printed
 
 

@@ -343,13 +343,15 @@ def test_published_name_with_wrong_md5_is_flagged(tmp_path, weights):
         read_vgg19_weights(path)
 
 
-def test_file_md5_matches_hashlib_and_is_cached(tmp_path):
+def test_file_digests_match_hashlib_and_are_cached(tmp_path):
     import hashlib
 
     path = tmp_path / "bytes.bin"
     path.write_bytes(bytes(range(256)) * 10_000)
-    assert nst_utils.file_md5(path) == hashlib.md5(path.read_bytes()).hexdigest()
-    assert nst_utils.file_md5(str(path)) == nst_utils.file_md5(path)
+    md5, sha256 = nst_utils.file_digests(path)
+    assert md5 == hashlib.md5(path.read_bytes()).hexdigest()
+    assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert nst_utils.file_digests(str(path)) == (md5, sha256)
 
 
 @pytest.mark.parametrize(

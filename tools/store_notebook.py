@@ -3,7 +3,7 @@
     python tools/store_notebook.py notebooks/01_neural_style_transfer.ipynb
 
 Cells marked `# NBVAL_IGNORE_OUTPUT` (images, timings, widgets) are stored without outputs; the other cells keep
-their text outputs, which `pytest --nbval` then compares. Execution counts and image data are never stored.
+their text outputs, which `pytest --nbval` then compares. Image and widget data are never stored.
 """
 
 import os
@@ -38,11 +38,9 @@ def main(path: str) -> None:
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         cell.outputs = [] if cell.source.startswith(IGNORE_MARK) else keep_text_only(cell.outputs)
-        for output in cell.outputs:
-            if output.get("output_type") == "execute_result":
-                output["execution_count"] = None
+        if not cell.outputs:
+            cell.execution_count = None  # nbval needs a count only where it compares outputs
     notebook.metadata.pop("widgets", None)
     nbformat.write(notebook, notebook_path)
     print(f"stored {notebook_path} ({notebook_path.stat().st_size / 1024:.1f} KB)")
