@@ -158,7 +158,7 @@ def content_share(status: Status) -> float:
     return status.alpha * status.content / status.total
 
 
-def test_alpha_slider_in_jupyterlab_changes_the_running_optimisation(lab, page, tmp_path):
+def test_alpha_slider_in_jupyterlab_changes_the_running_optimisation(page, lab, tmp_path):  # page first: skip early
     base_url, token, notebook = lab
     t0 = time.monotonic()
 
