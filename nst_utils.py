@@ -1197,6 +1197,20 @@ def style_max_side(max_side_px: int, style_scale: float) -> int:
     return max(MIN_SHORT_SIDE_PX, math.floor(max_side_px * style_scale + 0.5))
 
 
+PRESERVE_COLOURS_MODES = (None, "luminance", "histogram")
+
+
+def check_further_options(*, init: str, preserve_colours: str | None, tv_weight: float, style_scale: float) -> None:
+    """Validate the "going further" settings of the notebook with one-line errors naming the value and the fix."""
+    if init not in INITIAL_IMAGE_KINDS:
+        raise ValueError(f"init={init!r} is unknown; choose one of {', '.join(INITIAL_IMAGE_KINDS)}")
+    if preserve_colours not in PRESERVE_COLOURS_MODES:
+        raise ValueError(f"preserve_colours={preserve_colours!r}: use None, 'luminance' or 'histogram'")
+    if not (_is_real(tv_weight) and math.isfinite(tv_weight) and tv_weight >= 0):
+        raise ValueError(f"tv_weight={tv_weight!r}: must be a number ≥ 0 (0 turns the smoothness cost off)")
+    style_max_side(MIN_SHORT_SIDE_PX, style_scale)  # raises for a scale ≤ 0 or not a number
+
+
 def write_evolution_strip(
     run_dir: str | os.PathLike[str], max_frames: int = 12, thumb_side_px: int = 200
 ) -> tuple[Path, Path]:
@@ -1345,6 +1359,8 @@ def _contact_sheet(cells: list[Image.Image], gap_px: int = 4) -> Image.Image:
 # ============================================================================ Runs: optimisation, saving, display
 
 LOSS_NAMES = ("total", "content", "style")  # the scalars a train step returns, in this order of display
+CHECKPOINT_NAME = "latest.png"  # the newest good image while a run is going; removed once final.png is written
+CHECKPOINT_EVERY_S = 10.0  # seconds between checkpoints: a killed run loses at most this much work
 
 
 def make_run_dir(output_root: str | os.PathLike = OUTPUT_DIR, label: str = "run") -> Path:
@@ -1614,6 +1630,7 @@ class StyleTransferRun:
         progress = None if self.live_view else self._progress_bar()
         self._last_good_image = self.image.numpy()
         start_s = time.perf_counter()
+        next_checkpoint_s = start_s  # the first iteration is checkpointed at once
         finished = 0
         try:
             for iteration in range(1, self.iterations + 1):
@@ -1647,6 +1664,9 @@ class StyleTransferRun:
                 metrics.append(row)
                 if iteration % self.save_every == 0:
                     self._save(f"iter_{iteration:04d}.png", image_now)
+                if time.perf_counter() >= next_checkpoint_s:  # survives even a killed kernel
+                    save_image(self.run_dir / CHECKPOINT_NAME, image_now)
+                    next_checkpoint_s = time.perf_counter() + CHECKPOINT_EVERY_S
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix({k: f"{row[k]:.3g}" for k in LOSS_NAMES}, refresh=False)
@@ -1664,6 +1684,8 @@ class StyleTransferRun:
             try:
                 self._save("final.png", self._last_good_image)
                 self.message += f"; final image: {self.final_path}"
+                (self.run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)  # final.png supersedes it
+                write_evolution_strip(self.run_dir)  # evolution.png and evolution.gif of the snapshots
             except OSError as err:  # e.g. the disk is full: earlier snapshots are intact, say where they are
                 self.error = self.error or err
                 last = self.saved_paths[-1] if self.saved_paths else "none"

@@ -45,3 +45,20 @@ def test_each_bad_setting_gets_one_line_naming_it(change, words):
 
 def test_zero_iterations_is_allowed():
     nst_utils.check_parameters(**{**GOOD, "iterations": 0})
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"init": "noisy"}, "init='noisy' is unknown; choose one of noisy_content, content, style, noise"),
+        ({"preserve_colours": "yes"}, "preserve_colours='yes'"),
+        ({"tv_weight": -1.0}, "tv_weight=-1.0"),
+        ({"style_scale": 0.0}, "style_scale"),
+    ],
+)
+def test_each_bad_further_option_gets_one_line_naming_it(change, words):
+    good = {"init": "noisy_content", "preserve_colours": None, "tv_weight": 0.0, "style_scale": 1.0}
+    nst_utils.check_further_options(**good)
+    with pytest.raises(ValueError) as error:
+        nst_utils.check_further_options(**{**good, **change})
+    assert words in str(error.value) and "\n" not in str(error.value)

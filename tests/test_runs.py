@@ -42,7 +42,15 @@ def test_a_run_saves_snapshots_final_image_and_one_metrics_row_per_iteration(tmp
     run, _, _ = toy_run(tmp_path, iterations=5, save_every=2, params={"iterations": 5})
     run.start().wait()
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert names == ["final.png", "iter_0002.png", "iter_0004.png", "metrics.csv", "params.json"]
+    assert names == [
+        "evolution.gif",
+        "evolution.png",
+        "final.png",
+        "iter_0002.png",
+        "iter_0004.png",
+        "metrics.csv",
+        "params.json",
+    ]
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4, 5]
     assert float(rows[-1]["total"]) < float(rows[0]["total"])
@@ -183,3 +191,16 @@ def test_a_full_disk_while_saving_keeps_the_previous_snapshot_intact(tmp_path, m
     assert nst_utils.load_image(folder / "iter_0002.png", max_side=None).shape == (32, 32, 3)
     assert sorted(p.name for p in folder.iterdir()) == ["iter_0002.png", "metrics.csv"], "no half-written files"
     assert "No space left" in run.message
+
+
+def test_a_checkpoint_is_written_during_the_run_and_removed_at_the_end(tmp_path):
+    run, _, _ = toy_run(tmp_path, iterations=100_000)
+    run.start()
+    checkpoint = tmp_path / "run" / nst_utils.CHECKPOINT_NAME
+    deadline = time.monotonic() + 30
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert nst_utils.load_image(checkpoint, max_side=None).shape == (32, 32, 3), "the first iteration is checkpointed"
+    run.stop()
+    run.wait()
+    assert run.final_path.exists() and not checkpoint.exists()

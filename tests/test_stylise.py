@@ -94,5 +94,7 @@ def test_ctrl_c_during_a_headless_run_keeps_the_last_image_and_the_metrics(tmp_p
     (run_dir,) = tmp_path.iterdir()
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert len(rows) >= 5
-    assert nst_utils.load_image(run_dir / "final.png", max_side=None).shape[:2] == (36, 48)
+    # final.png if the kernel had time to save it, else the checkpoint written during the run
+    last_image = run_dir / "final.png" if (run_dir / "final.png").exists() else run_dir / "latest.png"
+    assert nst_utils.load_image(last_image, max_side=None).shape[:2] == (36, 48)
     assert "Interrupted: the images and metrics.csv written so far are in" in log_path.read_text()
