@@ -1678,25 +1678,34 @@ class StyleTransferRun:
             self.error = err
             self.message = f"failed at iteration {finished + 1}: {type(err).__name__}: {err}"
         finally:
-            metrics.close()
-            if progress is not None:
-                progress.close()
             try:
-                self._save("final.png", self._last_good_image)
-                self.message += f"; final image: {self.final_path}"
-                (self.run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)  # final.png supersedes it
-                write_evolution_strip(self.run_dir)  # evolution.png and evolution.gif of the snapshots
-            except OSError as err:  # e.g. the disk is full: earlier snapshots are intact, say where they are
+                self._finish(metrics, progress, start_s)
+            except BaseException as err:  # never leave wait() hanging, whatever failed while finishing
                 self.error = self.error or err
-                last = self.saved_paths[-1] if self.saved_paths else "none"
-                self.message += f"; could not save final.png ({err.strerror or err}); last snapshot: {last}"
-            if self._widgets is not None:
-                if self.history:
-                    self._refresh_view(self.history[-1], time.perf_counter() - start_s)
-                self._widgets["status"].value += f"<br><b>{self.message}</b>"
-            else:
-                print(self.message)
-            self._finished.set()
+                self.message += f"; failed while finishing: {type(err).__name__}: {err}"
+            finally:
+                self._finished.set()
+
+    def _finish(self, metrics: MetricsLog, progress, start_s: float) -> None:
+        """Close the metrics, save final.png and the evolution strip, and say how the run ended."""
+        metrics.close()
+        if progress is not None:
+            progress.close()
+        try:
+            self._save("final.png", self._last_good_image)
+            self.message += f"; final image: {self.final_path}"
+            (self.run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)  # final.png supersedes it
+            write_evolution_strip(self.run_dir)  # evolution.png and evolution.gif of the snapshots
+        except OSError as err:  # e.g. the disk is full: earlier snapshots are intact, say where they are
+            self.error = self.error or err
+            last = self.saved_paths[-1] if self.saved_paths else "none"
+            self.message += f"; could not save final.png ({err.strerror or err}); last snapshot: {last}"
+        if self._widgets is not None:
+            if self.history:
+                self._refresh_view(self.history[-1], time.perf_counter() - start_s)
+            self._widgets["status"].value += f"<br><b>{self.message}</b>"
+        else:
+            print(self.message)
 
     def _save(self, name: str, image_rgb01) -> None:
         """Write one snapshot atomically and remember its path."""

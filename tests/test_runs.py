@@ -173,23 +173,27 @@ def test_loss_curve_and_png_bytes_render():
 
 def test_a_full_disk_while_saving_keeps_the_previous_snapshot_intact(tmp_path, monkeypatch):
     run, _, _ = toy_run(tmp_path, iterations=6, save_every=2)
-    original_save = nst_utils.Image.Image.save
-    saves = []
+    original_write = nst_utils._write_atomically
 
-    def save_until_the_disk_is_full(self, fp, *args, **kwargs):
-        saves.append(fp)
-        if len(saves) >= 2:  # the first snapshot fits, the next write fails half-way
-            fp.write(b"\x89PNG partial")
-            raise OSError(28, "No space left on device")
-        return original_save(self, fp, *args, **kwargs)
+    def write_until_the_disk_is_full(path, write):
+        if path.name in ("iter_0004.png", "final.png"):  # the first snapshot fits, later writes fail half-way
 
-    monkeypatch.setattr(nst_utils.Image.Image, "save", save_until_the_disk_is_full)
+            def write_half_then_fail(file):
+                file.write(b"\x89PNG partial")
+                raise OSError(28, "No space left on device")
+
+            return original_write(path, write_half_then_fail)
+        return original_write(path, write)
+
+    monkeypatch.setattr(nst_utils, "_write_atomically", write_until_the_disk_is_full)
     with pytest.raises(OSError, match="No space left"):
         run.start().wait()
     monkeypatch.undo()
     folder = tmp_path / "run"
     assert nst_utils.load_image(folder / "iter_0002.png", max_side=None).shape == (32, 32, 3)
-    assert sorted(p.name for p in folder.iterdir()) == ["iter_0002.png", "metrics.csv"], "no half-written files"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["iter_0002.png", nst_utils.CHECKPOINT_NAME, "metrics.csv"], "no half-written files"
+    assert "last snapshot" in run.message
     assert "No space left" in run.message
 
 
