@@ -343,11 +343,15 @@ def main(argv: list[str] | None = None) -> int:
         size = results["sizes"][f"{w}x{h}"] = {"w": w, "h": h, "reference": [], "ours": []}
         for repeat in range(args.repeats):
             log(f"{w}x{h}: reference ({repeat + 1}/{args.repeats})")
-            size["reference"].append(run_reference(w, h, n_iterations, work))
+            size["reference"].append(run_reference(w, h, n_iterations if index == 0 else 4, work))
             if repeat == 0:
-                iterations = recipe_iterations if index == 0 else n_iterations
+                iterations = recipe_iterations if index == 0 else 4
                 log(f"{w}x{h}: ours, notebook with Adam, {iterations} iterations")
-                size["ours"].append(run_notebook(w, h, work, optimizer="adam", iterations=iterations, save_every=10**6))
+                size["ours"].append(
+                    run_notebook(
+                        w, h, work, optimizer="adam", coarse_to_fine=1, iterations=iterations, save_every=10**6
+                    )
+                )
             save()
         if index == 0:
             log(f"{w}x{h}: ours, L-BFGS at full size only ({lbfgs_iterations} iterations)")
@@ -357,14 +361,17 @@ def main(argv: list[str] | None = None) -> int:
             save()
             if big is not None:
                 log(f"{big[0]}x{big[1]}: ours, memory (Adam, 2 iterations)")
-                results["big"] = run_notebook(*big, work, optimizer="adam", iterations=2)
+                results["big"] = run_notebook(*big, work, optimizer="adam", coarse_to_fine=1, iterations=2)
                 results["big"]["estimate_bytes"] = nst_utils.estimate_memory_bytes(big[1], big[0], "conv5_1")
                 results["big"]["size"] = f"{big[0]}×{big[1]}"
                 save()
-            log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
-            results["bf16_hardware"] = nst_utils.bf16_hardware()
-            results["bf16"] = run_notebook(w, h, work, optimizer="adam", iterations=n_iterations, precision="bf16")
-            save()
+    w, h = sizes[0]
+    log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
+    results["bf16_hardware"] = nst_utils.bf16_hardware()
+    results["bf16"] = run_notebook(
+        w, h, work, optimizer="adam", coarse_to_fine=1, iterations=n_iterations, precision="bf16"
+    )
+    save()
     print(out.read_text())
     log(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
