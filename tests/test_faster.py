@@ -160,3 +160,14 @@ def test_benchmark_quick_mode_runs_end_to_end(tmp_path):
     text = out.read_text()
     for words in ("ours ÷ reference", "GFLOP/s", "bf16", "Time to target", "L-BFGS", "coarse to fine", "peak RSS"):
         assert words in text, f"{words!r} missing from the benchmark's report"
+
+
+def test_the_notebook_does_not_shadow_its_optimizer_setting():
+    """`optimizer` is a setting ("lbfgs"/"adam"); a later cell rebinding it would silently switch optimisers."""
+    import nbformat
+
+    notebook = nbformat.read(PROJECT_DIR / "notebooks" / "01_neural_style_transfer.ipynb", as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+            for name in ("optimizer", "precision", "coarse_to_fine", "iterations"):
+                assert f"\n{name} = " not in f"\n{cell.source}", f"a cell rebinds the setting {name}:\n{cell.source}"
