@@ -312,7 +312,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few iterations: proves it works (CI)")
     parser.add_argument("--repeats", type=int, default=2, help="reference runs interleaved with ours, per size")
     parser.add_argument("--out", type=Path, help="markdown results (default: docs/benchmark_results.md, quick: temp)")
+    parser.add_argument("--report-only", type=Path, help="re-render the markdown from a results .json and exit")
+    parser.add_argument("--rerun-default", type=Path, help="add one more default notebook run to a results .json")
     args = parser.parse_args(argv)
+    if args.rerun_default:  # e.g. after tuning the defaults: same session, recorded as a separate row
+        results = json.loads(args.rerun_default.read_text())
+        results["default_rerun"] = run_notebook(400, 300, Path(tempfile.mkdtemp(prefix="nst-bench-")))
+        results["default_rerun"]["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        args.rerun_default.write_text(json.dumps(results, indent=1, default=str))
+        args.report_only = args.rerun_default
+    if args.report_only:
+        text = report(json.loads(args.report_only.read_text()))
+        args.report_only.with_suffix(".md").write_text(text)
+        print(text)
+        return 0
     import nst_utils
 
     work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
@@ -326,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731
 
     log("matmul peak")
-    results["matmul"] = run_matmul(work, matmul_n)
+    results["matmul_runs"] = [run_matmul(work, matmul_n)]  # again at the end: the peak is the better of the two
 
     # Per size: reference, ours, reference, … interleaved. At the first size ours is the seed's recipe itself
     # (Adam, 200 iterations): its rows give ours' seconds per iteration *and* the time-to-target baseline.
@@ -372,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         w, h, work, optimizer="adam", coarse_to_fine=1, iterations=n_iterations, precision="bf16"
     )
     save()
+    log("matmul peak again")
+    results["matmul_runs"].append(run_matmul(work, matmul_n))
+    save()
     print(out.read_text())
     log(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
@@ -388,9 +404,15 @@ def report(results: dict) -> str:
     return "\n".join(parts)
 
 
+def practical_peak(results: dict) -> dict:
+    """The best GFLOP/s per dtype over the run's matmul measurements."""
+    runs = results.get("matmul_runs") or [results["matmul"]]
+    return {key: max(run[key] for run in runs) for key in runs[0]}
+
+
 def report_speed(results: dict) -> str:
     """Speed per iteration"""
-    m, peak = results["machine"], results["matmul"]
+    m, peak = results["machine"], practical_peak(results)
     lines = [
         f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, flags {m['flags']}, {m['memory_gb']} GB RAM, "
         f"Python {m['python']}, TensorFlow {m['tensorflow']} (load average at the end: {m['load_average']}). "
@@ -398,7 +420,8 @@ def report_speed(results: dict) -> str:
         + (" **Quick mode: tiny sizes, the figures mean nothing.**" if results["quick"] else ""),
         "",
         f"Practical peak, {peak['n']}×{peak['n']} tf.matmul: fp32 {peak['float32']:.0f} GFLOP/s, "
-        f"bf16 {peak['bfloat16']:.0f} GFLOP/s.",
+        f"bf16 {peak['bfloat16']:.0f} GFLOP/s (the better of {len(results['matmul_runs'])} measurements in this run, "
+        "at its start and end; a busy machine lowers it).",
         "",
         "| size | ours s/it | reference s/it | ours ÷ reference | ours GFLOP/s (% of fp32 peak) "
         "| reference GFLOP/s (% of peak) | peak RSS ours / reference |",
@@ -457,7 +480,11 @@ def report_time_to_target(results: dict) -> str:
         "| --- | --- | --- | --- | --- |",
         f"| Adam (the recipe) | {len(recipe)} | {recipe_s:.1f} s | 1.00 | {first['ours'][0]['wall_s']:.0f} s |",
     ]
-    for key, name in (("lbfgs", "L-BFGS, full size only"), ("c2f", "coarse to fine + L-BFGS (the notebook's default)")):
+    for key, name in (
+        ("lbfgs", "L-BFGS, full size only"),
+        ("c2f", "coarse to fine + L-BFGS (the notebook's default run)"),
+        ("default_rerun", "the notebook's default run again, defaults as committed (`--rerun-default`)"),
+    ):
         if key not in results:
             continue
         run = results[key]
