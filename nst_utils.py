@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import queue
 import re
 import secrets
 import ssl
@@ -1514,7 +1515,7 @@ class StyleTransferRun:
             raise ValueError(f"iterations={iterations}: must be 0 or more")
         if int(save_every) < 1:
             raise ValueError(f"save_every={save_every}: must be 1 or more (iterations between snapshots)")
-        self.train_step = train_step  # () -> {"total", "content", "style"} scalar tensors; updates `image`
+        self.train_step = train_step  # () -> {"total", "content", "style"} scalars; updates `image` (Adam, LBFGSStep)
         self.image = image  # tf.Variable (1, H, W, 3), RGB in [0, 1]
         self.iterations = int(iterations)
         self.run_dir = Path(run_dir)
@@ -1674,6 +1675,8 @@ class StyleTransferRun:
                     self._refresh_view(row, time.perf_counter() - start_s)
             else:
                 self.message = f"finished {self.iterations} iterations"
+        except OptimisationConverged as err:  # e.g. L-BFGS met its tolerance: a normal end, not a failure
+            self.message = f"{err} after {finished} iterations"
         except BaseException as err:  # any failure still saves the last good image below
             self.error = err
             self.message = f"failed at iteration {finished + 1}: {type(err).__name__}: {err}"
@@ -1689,6 +1692,8 @@ class StyleTransferRun:
     def _finish(self, metrics: MetricsLog, progress, start_s: float) -> None:
         """Close the metrics, save final.png and the evolution strip, and say how the run ended."""
         metrics.close()
+        if hasattr(self.train_step, "close"):
+            self.train_step.close()  # e.g. LBFGSStep's worker thread
         if progress is not None:
             progress.close()
         try:
@@ -1776,6 +1781,256 @@ def weight_slider(variable, description: str, min_exponent: float = -3.0, max_ex
     )
     slider.observe(lambda change: variable.assign(change["new"]), names="value")
     return slider
+
+
+# ============================================================================ Faster optimisation
+
+# Bytes per activation value kept during one value-and-gradient evaluation, relative to the forward activations:
+# the forward pass keeps every layer for the backward pass, the backward pass adds gradients of the same size and
+# oneDNN adds blocked-layout copies. Measured on 400×300 … 1920×1080 runs (see docs/benchmarks.md).
+MEMORY_ACTIVATION_FACTOR = 3.0
+MEMORY_BASE_BYTES = 1_500_000_000  # TensorFlow, the kernel, weights and the images: measured RSS of a tiny run
+
+
+class OptimisationConverged(NSTError):
+    """Raised by a step whose optimiser has finished early (e.g. L-BFGS met its tolerance): the run ends cleanly."""
+
+
+class LBFGSStep:
+    """L-BFGS-B on the pixels of `image`, one iteration per call: a drop-in `train_step` for StyleTransferRun.
+
+    scipy.optimize.minimize runs in a worker thread and waits after each iteration, so the run loop keeps its
+    snapshots, metrics, live view, pause and stop. Values and gradients come from `compute_costs` in a tf.function
+    (float32); scipy works in float64 with the bounds [0, 1]. compute_costs is evaluated afresh each time, so α/β
+    variables moved by the sliders take effect at the next evaluation (L-BFGS's curvature memory adapts within a few
+    iterations). Each call returns the costs of the image *after* the iteration.
+    """
+
+    def __init__(self, compute_costs: Callable[[object], Mapping], image, *, max_corrections: int = 10):
+        import tensorflow as tf
+
+        self.image = image  # tf.Variable (1, H, W, 3) in [0, 1]; updated after every iteration
+        self.max_corrections = int(max_corrections)  # L-BFGS memory: pairs of (step, gradient change) kept
+        self.evaluations = 0  # value-and-gradient evaluations so far (an iteration takes one or more)
+        self.scipy_message = ""  # scipy's reason for stopping, once it has
+        self._shape = tuple(image.shape)
+
+        @tf.function(input_signature=[tf.TensorSpec(self._shape, tf.float32)])
+        def value_and_gradient(image_rgb01):
+            with tf.GradientTape() as tape:
+                tape.watch(image_rgb01)
+                costs = compute_costs(image_rgb01)
+            return costs, tape.gradient(costs["total"], image_rgb01)
+
+        self._value_and_gradient = value_and_gradient
+        self._to_worker: queue.Queue = queue.Queue(maxsize=1)
+        self._from_worker: queue.Queue = queue.Queue(maxsize=1)
+        self._thread: threading.Thread | None = None
+        self._last: tuple[np.ndarray, dict] | None = None  # the last point evaluated and its costs
+        self._finished = False
+
+    def __call__(self) -> dict:
+        """Run one L-BFGS iteration; returns {"total", "content", "style"} of the new image."""
+        if self._finished:
+            raise OptimisationConverged(f"L-BFGS stopped: {self.scipy_message}")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="lbfgs", daemon=True)
+            self._thread.start()
+        else:
+            self._to_worker.put("next")
+        kind, payload = self._from_worker.get()
+        if kind == "iteration":
+            return payload
+        self._finished = True
+        if kind == "error":
+            raise payload
+        raise OptimisationConverged(f"L-BFGS stopped: {payload}")
+
+    def close(self) -> None:
+        """End the worker thread (scipy returns); later calls raise OptimisationConverged."""
+        if self._thread is not None and self._thread.is_alive():
+            self._to_worker.put("stop")
+            self._thread.join()
+        self._finished = True
+
+    def evaluate(self, x_float64: np.ndarray) -> tuple[float, np.ndarray]:
+        """Total cost and its gradient at a flat float64 image, as scipy wants them."""
+        import tensorflow as tf
+
+        costs, gradient = self._value_and_gradient(tf.constant(x_float64.reshape(self._shape), tf.float32))
+        self.evaluations += 1
+        self._last = (x_float64.copy(), {name: float(value) for name, value in costs.items()})
+        return float(costs["total"]), gradient.numpy().astype(np.float64).ravel()
+
+    def _work(self) -> None:
+        import scipy.optimize
+
+        x0 = self.image.numpy().astype(np.float64).ravel()
+        try:
+            result = scipy.optimize.minimize(
+                self.evaluate,
+                x0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=scipy.optimize.Bounds(0.0, 1.0),
+                callback=self._after_iteration,
+                options={"maxiter": 10**9, "maxfun": 10**9, "maxcor": self.max_corrections, "ftol": 0, "gtol": 0},
+            )
+        except BaseException as err:  # handed to the caller, which raises it in the run loop
+            self._from_worker.put(("error", err))
+            return
+        self.scipy_message = str(result.message)
+        if self._to_worker.empty() and not self._finished:
+            self._from_worker.put(("done", self.scipy_message))
+
+    def _after_iteration(self, intermediate_result) -> None:
+        """scipy's per-iteration callback: publish the image and its costs, then wait for the next call."""
+        x = intermediate_result.x
+        if self._last is None or not np.array_equal(self._last[0], x):
+            self.evaluate(x)  # rare: scipy accepted a point other than the last one evaluated
+        self.image.assign(x.reshape(self._shape).astype(np.float32))
+        self._from_worker.put(("iteration", self._last[1]))
+        if self._to_worker.get() == "stop":
+            raise StopIteration  # scipy ends the minimisation and returns
+
+
+def coarse_sizes(height_px: int, width_px: int, levels: int, factor: float = 2.0) -> list[tuple[int, int]]:
+    """Sizes (H, W) for coarse-to-fine, coarsest first and ending at (height_px, width_px); aspect ratio kept.
+
+    Each level is `factor` times smaller than the next; levels whose short side would drop below
+    MIN_SHORT_SIDE_PX are left out.
+    """
+    if int(levels) != levels or levels < 1:
+        raise ValueError(f"levels={levels!r}: must be a whole number ≥ 1 (1: no coarse levels)")
+    sizes = [(int(height_px), int(width_px))]
+    for level in range(1, int(levels)):
+        scale = factor**-level
+        size = (round(height_px * scale), round(width_px * scale))
+        if min(size) < MIN_SHORT_SIDE_PX:
+            break
+        sizes.insert(0, size)
+    return sizes
+
+
+def resize_image(image_rgb01, height_px: int, width_px: int) -> np.ndarray:
+    """Resize an RGB image (H, W, 3) or batch (1, H, W, 3) in [0, 1] to height_px × width_px (bilinear), in [0, 1].
+
+    Coarse-to-fine uses it both ways: to shrink C, S and G to a coarse size, and to upsample the result.
+    """
+    import tensorflow as tf
+
+    resized = tf.image.resize(tf.convert_to_tensor(image_rgb01, tf.float32), (int(height_px), int(width_px)))
+    return np.clip(resized.numpy(), 0.0, 1.0)
+
+
+def estimate_memory_bytes(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> int:
+    """Peak memory (bytes) of one value-and-gradient evaluation of G at height_px × width_px through `deepest_layer`.
+
+    The sum of every layer's float32 activations up to `deepest_layer`, times MEMORY_ACTIVATION_FACTOR (kept for
+    the backward pass, gradients, layout copies), plus MEMORY_BASE_BYTES.
+    """
+    names = vgg19_layer_names()
+    if deepest_layer not in names:
+        raise ValueError(f"deepest_layer={deepest_layer!r} is not a VGG-19 layer; choose one of {', '.join(names)}")
+    values = 3 * height_px * width_px  # the image itself
+    h, w = int(height_px), int(width_px)
+    channels = dict(zip([f"conv{b}" for b in range(1, 6)], [c for c, _ in VGG19_BLOCKS], strict=True))
+    for name in names[: names.index(deepest_layer) + 1]:
+        if name.startswith("pool"):
+            h, w = h // 2, w // 2
+            values += h * w * channels["conv" + name[4]]
+        else:
+            values += h * w * channels[name.split("_")[0]]
+    return int(MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * 4 * values)
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can give a new allocation now (psutil's `available`, else MemAvailable)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+        raise NSTError("cannot tell how much memory is available (no psutil, no /proc/meminfo)") from None
+
+
+def check_memory(height_px: int, width_px: int, deepest_layer: str = "conv5_1", available_bytes: int | None = None):
+    """Refuse, before anything long starts, a size whose estimated memory would not fit; returns the estimate."""
+    available = available_memory_bytes() if available_bytes is None else int(available_bytes)
+    needed = estimate_memory_bytes(height_px, width_px, deepest_layer)
+    if needed <= available:
+        return needed
+    long_side = max(height_px, width_px)
+    fitting = long_side
+    while (
+        fitting > MIN_SHORT_SIDE_PX
+        and estimate_memory_bytes(
+            round(height_px * fitting / long_side), round(width_px * fitting / long_side), deepest_layer
+        )
+        > available
+    ):
+        fitting = int(fitting * 0.9)
+    advice = (
+        f"use max_side_px={fitting // 16 * 16} or less"
+        if fitting > MIN_SHORT_SIDE_PX
+        else "free some memory (even the smallest size does not fit)"
+    )
+    raise NSTError(
+        f"{width_px}×{height_px} px through {deepest_layer} needs about {needed / 1e9:.1f} GB, but only "
+        f"{available / 1e9:.1f} GB is available; {advice}"
+    )
+
+
+def check_speed_options(*, optimizer: str, coarse_to_fine: int, coarse_iterations: int, precision: str) -> None:
+    """Validate the notebook's speed settings with one-line errors."""
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"optimizer={optimizer!r}: choose 'lbfgs' (fast) or 'adam'")
+    if int(coarse_to_fine) != coarse_to_fine or coarse_to_fine < 1:
+        raise ValueError(f"coarse_to_fine={coarse_to_fine!r}: number of sizes, a whole number ≥ 1 (1: full size only)")
+    if int(coarse_iterations) != coarse_iterations or coarse_iterations < 0:
+        raise ValueError(f"coarse_iterations={coarse_iterations!r}: must be a whole number ≥ 0")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision={precision!r}: choose 'fp32' or 'bf16'")
+
+
+def bf16_hardware() -> tuple[bool, str]:
+    """Whether this machine runs bfloat16 faster than float32 (a GPU, or a CPU with AVX512-BF16 or AMX), and why."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return True, "GPU found: bf16 runs on its tensor cores"
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        flags = set(next(line for line in cpuinfo.splitlines() if line.startswith("flags")).split())
+    except (OSError, StopIteration):
+        flags = set()
+    native = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    if native:
+        return True, f"CPU has {', '.join(native)}: oneDNN runs bf16 natively"
+    return False, "no bf16 speed-up on this CPU (no AVX512-BF16 or AMX): bf16 is emulated and slower than fp32"
+
+
+def load_vgg_model_at_precision(precision: str = "fp32", **kwargs) -> VGGFeatureModel:
+    """load_vgg_model in "fp32" or "bf16" (Keras mixed_bfloat16: bf16 convolutions, float32 variables).
+
+    Under bf16 the activations are cast back to float32 at the model's outputs, so Gram matrices and costs are
+    computed in float32. Warns when the hardware gives bf16 no speed-up.
+    """
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision={precision!r}: choose 'fp32' or 'bf16'")
+    if precision == "fp32":
+        return load_vgg_model(**kwargs)
+    fast, reason = bf16_hardware()
+    if not fast:
+        warnings.warn(reason, stacklevel=2)
+    model = load_vgg_model(dtype="mixed_bfloat16", **kwargs)
+    outputs = {name: keras.ops.cast(value, "float32") for name, value in model.output.items()}
+    return VGGFeatureModel(
+        model.input, outputs, weights_source=model.weights_source, weights_kind=model.weights_kind, name=model.name
+    )
 
 
 # ============================================================================ Checks used by the notebook's check cells

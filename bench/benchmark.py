@@ -1,0 +1,518 @@
+"""Benchmark: the notebook's own run (through papermill and its metrics.csv) against a TF-tutorial-style reference.
+
+    python bench/benchmark.py            # full run (about 25 min on 2 cores), writes docs/benchmark_results.md
+    python bench/benchmark.py --quick    # tiny sizes, a minute or two: proves the benchmark works (CI); no timings
+
+Everything is measured in this one run, ours and the reference interleaved, on this machine:
+- seconds per iteration (median) of the notebook's Adam step and of the reference, at 400×300 and 1024×768;
+- a practical peak, a large tf.matmul in fp32 and bf16, and the achieved GFLOP/s of each step as a fraction of it
+  (FLOPs of the convolutions actually run, up to the deepest layer used, forward plus input-gradient);
+- the bf16 option's speed and final loss against fp32's, and whether this hardware gives bf16 any speed-up;
+- time-to-target: the total cost the seed's recipe (Adam, 200 iterations, 400×300) reaches, and how long L-BFGS
+  and coarse-to-fine take to reach it;
+- one 1920×1080 run for peak memory (RSS of the notebook's kernel), against the estimate.
+Weights: the random-feature VGG-19 on both sides (no weights file needed); the compute is identical to real weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_DIR))
+PYTHON = sys.executable
+CONTENT_LAYER = "conv4_2"  # the notebook's defaults; the reference uses the same layers
+STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+KERAS_NAMES = {f"conv{b}_{i}": f"block{b}_conv{i}" for b in range(1, 6) for i in range(1, 5)}
+
+
+# ---------------------------------------------------------------------------------------------------- measuring
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """VmHWM (peak resident set) of one live process, in bytes; 0 if it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_watched(command: list[str], env: dict | None = None) -> tuple[float, int, str]:
+    """Run a command; returns (wall seconds, largest peak RSS of it or any descendant in bytes, its output)."""
+    import psutil
+
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peaks: dict[int, int] = {}
+    output: list[str] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    reader.start()
+    while process.poll() is None:
+        try:
+            for child in [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]:
+                peaks[child.pid] = max(peaks.get(child.pid, 0), peak_rss_bytes(child.pid))
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.2)
+    reader.join()
+    wall_s = time.perf_counter() - start
+    text = "".join(output)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} … failed ({process.returncode}):\n{text[-3000:]}")
+    return wall_s, max(peaks.values(), default=0), text
+
+
+def prepared_images(width_px: int, height_px: int, folder: Path) -> tuple[Path, Path]:
+    """The sample content and style images, centre-cropped to the aspect W:H and resized to exactly W×H (PNG)."""
+    from PIL import Image
+
+    import nst_utils
+
+    paths = []
+    for source in (nst_utils.SAMPLE_CONTENT_PATH, nst_utils.SAMPLE_STYLE_PATH):
+        image = Image.open(source).convert("RGB")
+        w, h = image.size
+        crop_w, crop_h = (
+            (w, round(w * height_px / width_px))
+            if w * height_px <= h * width_px
+            else (
+                round(h * width_px / height_px),
+                h,
+            )
+        )
+        left, top = (w - crop_w) // 2, (h - crop_h) // 2
+        image = image.crop((left, top, left + crop_w, top + crop_h)).resize((width_px, height_px), Image.LANCZOS)
+        path = folder / f"{source.stem}_{width_px}x{height_px}.png"
+        image.save(path)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def run_notebook(width_px: int, height_px: int, work: Path, **parameters) -> dict:
+    """Execute the notebook with papermill (nst_utils.py stylise) at W×H; returns its metrics, wall time, peak RSS."""
+    content, style = prepared_images(width_px, height_px, work)
+    output_root = Path(tempfile.mkdtemp(dir=work, prefix="runs-"))
+    command = [PYTHON, str(PROJECT_DIR / "nst_utils.py"), "stylise", "--content", str(content), "--style", str(style)]
+    command += ["--output-root", str(output_root), "-p", "max_side_px", str(max(width_px, height_px))]
+    for name, value in parameters.items():
+        command += ["-p", name, repr(value)]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), "TF_CPP_MIN_LOG_LEVEL": "2", "NST_LIVE_VIEW": "0"}
+    for name in ("NST_MAX_SIDE_PX", "NST_ITERATIONS"):  # the benchmark sets sizes and iterations itself
+        env.pop(name, None)
+    wall_s, rss, _ = run_watched(command, env)
+    (run_dir,) = output_root.iterdir()
+    coarse = sorted(run_dir.glob("coarse_*/metrics.csv"))
+    return {
+        "wall_s": wall_s,
+        "peak_rss_bytes": rss,
+        "rows": read_metrics(run_dir / "metrics.csv"),
+        "coarse_rows": [row for path in coarse for row in read_metrics(path)],
+        "parameters": parameters,
+    }
+
+
+def read_metrics(path: Path) -> list[dict]:
+    with path.open() as file:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(file)]
+
+
+def run_reference(width_px: int, height_px: int, iterations: int, work: Path) -> dict:
+    """The TF-tutorial-style reference in its own process (same conditions as the notebook's kernel)."""
+    content, style = prepared_images(width_px, height_px, work)
+    out = work / f"reference-{time.time_ns()}.json"
+    command = [PYTHON, __file__, "_reference", str(content), str(style), str(iterations), str(out)]
+    wall_s, rss, _ = run_watched(command, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return {**json.loads(out.read_text()), "wall_s": wall_s, "peak_rss_bytes": rss}
+
+
+def run_matmul(work: Path, n: int) -> dict:
+    out = work / "matmul.json"
+    run_watched([PYTHON, __file__, "_matmul", str(n), str(out)], {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return json.loads(out.read_text())
+
+
+# ---------------------------------------------------------------------------------------------------- the reference
+
+
+def reference_main(content_path: str, style_path: str, iterations: int, out_path: str) -> None:
+    """Neural style transfer the way the TensorFlow tutorial writes it, with the notebook's layers and image size."""
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    def load_img(path):
+        return tf.constant(np.asarray(Image.open(path).convert("RGB"), np.float32)[np.newaxis] / 255.0)
+
+    def vgg_layers(layer_names):
+        vgg = tf.keras.applications.VGG19(include_top=False, weights=None)  # random features, as ours
+        vgg.trainable = False
+        outputs = [vgg.get_layer(name).output for name in layer_names]
+        return tf.keras.Model([vgg.input], outputs)
+
+    def gram_of(input_tensor):  # the tutorial's gram_matrix
+        result = tf.linalg.einsum("bijc,bijd->bcd", input_tensor, input_tensor)
+        input_shape = tf.shape(input_tensor)
+        num_locations = tf.cast(input_shape[1] * input_shape[2], tf.float32)
+        return result / num_locations
+
+    class StyleContentModel(tf.keras.models.Model):
+        def __init__(self, style_layers, content_layers):
+            super().__init__()
+            self.vgg = vgg_layers(style_layers + content_layers)
+            self.style_layers = style_layers
+            self.content_layers = content_layers
+            self.num_style_layers = len(style_layers)
+            self.vgg.trainable = False
+
+        def call(self, inputs):
+            inputs = inputs * 255.0
+            preprocessed_input = tf.keras.applications.vgg19.preprocess_input(inputs)
+            outputs = self.vgg(preprocessed_input)
+            style_outputs, content_outputs = (outputs[: self.num_style_layers], outputs[self.num_style_layers :])
+            style_outputs = [gram_of(style_output) for style_output in style_outputs]
+            content_dict = dict(zip(self.content_layers, content_outputs, strict=True))
+            style_dict = dict(zip(self.style_layers, style_outputs, strict=True))
+            return {"content": content_dict, "style": style_dict}
+
+    style_layers = [KERAS_NAMES[name] for name in STYLE_LAYERS]
+    content_layers = [KERAS_NAMES[CONTENT_LAYER]]
+    extractor = StyleContentModel(style_layers, content_layers)
+    content_image, style_image = load_img(content_path), load_img(style_path)
+    style_targets = extractor(style_image)["style"]
+    content_targets = extractor(content_image)["content"]
+    image = tf.Variable(content_image)
+    opt = tf.keras.optimizers.Adam(learning_rate=0.02, beta_1=0.99, epsilon=1e-1)
+    style_weight, content_weight = 1e-2, 1e4
+
+    def style_content_loss(outputs):
+        style_outputs, content_outputs = outputs["style"], outputs["content"]
+        style_loss = tf.add_n(
+            [tf.reduce_mean((style_outputs[name] - style_targets[name]) ** 2) for name in style_outputs]
+        )
+        style_loss *= style_weight / len(style_layers)
+        content_loss = tf.add_n(
+            [tf.reduce_mean((content_outputs[name] - content_targets[name]) ** 2) for name in content_outputs]
+        )
+        content_loss *= content_weight / len(content_layers)
+        return style_loss + content_loss
+
+    @tf.function()
+    def train_step(image):
+        with tf.GradientTape() as tape:
+            outputs = extractor(image)
+            loss = style_content_loss(outputs)
+        grad = tape.gradient(loss, image)
+        opt.apply_gradients([(grad, image)])
+        image.assign(tf.clip_by_value(image, clip_value_min=0.0, clip_value_max=1.0))
+        return loss
+
+    float(train_step(image))  # trace and warm up, as the notebook's trial steps do
+    seconds, losses = [], []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        losses.append(float(train_step(image)))
+        seconds.append(time.perf_counter() - start)
+    Path(out_path).write_text(json.dumps({"seconds": seconds, "losses": losses}))
+
+
+def matmul_main(n: int, out_path: str) -> None:
+    """Practical peak: GFLOP/s of an n×n tf.matmul in float32 and bfloat16 (best of several timed repeats)."""
+    import numpy as np
+    import tensorflow as tf
+
+    result = {"n": n}
+    for dtype in ("float32", "bfloat16"):
+        a = tf.constant(np.random.default_rng(0).random((n, n)), dtype=dtype)
+        b = tf.constant(np.random.default_rng(1).random((n, n)), dtype=dtype)
+        matmul = tf.function(lambda a, b: tf.matmul(a, b))
+        matmul(a, b).numpy()
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            matmul(a, b).numpy()
+            best = min(best, time.perf_counter() - start)
+        result[dtype] = 2 * n**3 / best / 1e9
+    Path(out_path).write_text(json.dumps(result))
+
+
+# ---------------------------------------------------------------------------------------------------- figures
+
+
+def step_flops(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> float:
+    """FLOPs of one step: every conv up to `deepest_layer`, forward plus input-gradient (2 × forward)."""
+    import nst_utils
+
+    names = nst_utils.vgg19_layer_names()
+    h, w, c_in, flops = height_px, width_px, 3, 0.0
+    for name in names[: names.index(deepest_layer) + 1]:
+        if name.startswith("pool"):
+            h, w = h // 2, w // 2
+            continue
+        c_out = nst_utils.VGG19_BLOCKS[int(name[4]) - 1][0]
+        flops += 2.0 * h * w * 9 * c_in * c_out
+        c_in = c_out
+    return 2 * flops
+
+
+def median_seconds(rows: list[dict], skip_first: int = 1) -> float:
+    seconds = [row["seconds"] for row in rows][skip_first:] or [row["seconds"] for row in rows]
+    return statistics.median(seconds)
+
+
+def time_to(rows: list[dict], target: float, before: list[dict] = ()) -> float | None:
+    """Seconds (sum of the per-iteration seconds, coarse levels included) until the total cost is ≤ target."""
+    elapsed = sum(row["seconds"] for row in before)
+    for row in rows:
+        elapsed += row["seconds"]
+        if row["total"] <= target:
+            return elapsed
+    return None
+
+
+def machine() -> dict:
+    import tensorflow as tf
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line), "?")
+    flags_line = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    flags = [flag for flag in wanted if f" {flag} " in f"{flags_line} "]
+    import psutil
+
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "flags": " ".join(flags) or "-",
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and few iterations: proves it works (CI)")
+    parser.add_argument("--repeats", type=int, default=2, help="reference runs interleaved with ours, per size")
+    parser.add_argument("--out", type=Path, help="markdown results (default: docs/benchmark_results.md, quick: temp)")
+    parser.add_argument("--report-only", type=Path, help="re-render the markdown from a results .json and exit")
+    parser.add_argument("--rerun-default", type=Path, help="add one more default notebook run to a results .json")
+    args = parser.parse_args(argv)
+    if args.rerun_default:  # e.g. after tuning the defaults: same session, recorded as a separate row
+        results = json.loads(args.rerun_default.read_text())
+        results["default_rerun"] = run_notebook(400, 300, Path(tempfile.mkdtemp(prefix="nst-bench-")))
+        results["default_rerun"]["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        args.rerun_default.write_text(json.dumps(results, indent=1, default=str))
+        args.report_only = args.rerun_default
+    if args.report_only:
+        text = report(json.loads(args.report_only.read_text()))
+        args.report_only.with_suffix(".md").write_text(text)
+        print(text)
+        return 0
+    import nst_utils
+
+    work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
+    if args.quick:
+        sizes, big, recipe_iterations, n_iterations, matmul_n, lbfgs_iterations = [(64, 48)], None, 6, 3, 256, 6
+    else:
+        sizes, big, recipe_iterations, n_iterations, matmul_n = [(400, 300), (1024, 768)], (1920, 1080), 200, 6, 2048
+        lbfgs_iterations = 40
+    out = args.out or (work / "results.md" if args.quick else PROJECT_DIR / "docs" / "benchmark_results.md")
+    results: dict = {"machine": machine(), "quick": args.quick}
+    log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731
+
+    log("matmul peak")
+    results["matmul_runs"] = [run_matmul(work, matmul_n)]  # again at the end: the peak is the better of the two
+
+    # Per size: reference, ours, reference, … interleaved. At the first size ours is the seed's recipe itself
+    # (Adam, 200 iterations): its rows give ours' seconds per iteration *and* the time-to-target baseline.
+    def save() -> None:  # after every stage, so a run cut short still leaves its figures
+        results["machine"]["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
+        out.write_text(report(results))
+
+    # The most important figures first. At 400×300 ours is the seed's recipe itself (Adam, 200 iterations): its rows
+    # give ours' seconds per iteration *and* the time-to-target baseline; the reference runs before and after it.
+    results["sizes"] = {}
+    for index, (w, h) in enumerate(sizes):
+        size = results["sizes"][f"{w}x{h}"] = {"w": w, "h": h, "reference": [], "ours": []}
+        for repeat in range(args.repeats):
+            log(f"{w}x{h}: reference ({repeat + 1}/{args.repeats})")
+            size["reference"].append(run_reference(w, h, n_iterations if index == 0 else 4, work))
+            if repeat == 0:
+                iterations = recipe_iterations if index == 0 else 4
+                log(f"{w}x{h}: ours, notebook with Adam, {iterations} iterations")
+                size["ours"].append(
+                    run_notebook(
+                        w, h, work, optimizer="adam", coarse_to_fine=1, iterations=iterations, save_every=10**6
+                    )
+                )
+            save()
+        if index == 0:
+            log(f"{w}x{h}: ours, L-BFGS at full size only ({lbfgs_iterations} iterations)")
+            results["lbfgs"] = run_notebook(w, h, work, coarse_to_fine=1, iterations=lbfgs_iterations)
+            log(f"{w}x{h}: ours, the notebook's default run (coarse to fine + L-BFGS)")
+            results["c2f"] = run_notebook(w, h, work)
+            save()
+            if big is not None:
+                log(f"{big[0]}x{big[1]}: ours, memory (Adam, 2 iterations)")
+                results["big"] = run_notebook(*big, work, optimizer="adam", coarse_to_fine=1, iterations=2)
+                results["big"]["estimate_bytes"] = nst_utils.estimate_memory_bytes(big[1], big[0], "conv5_1")
+                results["big"]["size"] = f"{big[0]}×{big[1]}"
+                save()
+    w, h = sizes[0]
+    log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
+    results["bf16_hardware"] = nst_utils.bf16_hardware()
+    results["bf16"] = run_notebook(
+        w, h, work, optimizer="adam", coarse_to_fine=1, iterations=n_iterations, precision="bf16"
+    )
+    save()
+    log("matmul peak again")
+    results["matmul_runs"].append(run_matmul(work, matmul_n))
+    save()
+    print(out.read_text())
+    log(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def report(results: dict) -> str:
+    """The results as markdown: the machine, then one part per question; a part not yet measured says so."""
+    parts = []
+    for part in (report_speed, report_bf16, report_time_to_target, report_memory):
+        try:
+            parts.append(part(results))
+        except (KeyError, IndexError, StopIteration, statistics.StatisticsError):
+            parts.append(f"*{part.__doc__} not measured (the run was cut short or is still going).*\n")
+    return "\n".join(parts)
+
+
+def practical_peak(results: dict) -> dict:
+    """The best GFLOP/s per dtype over the run's matmul measurements."""
+    runs = results.get("matmul_runs") or [results["matmul"]]
+    return {key: max(run[key] for run in runs) for key in runs[0]}
+
+
+def report_speed(results: dict) -> str:
+    """Speed per iteration"""
+    m, peak = results["machine"], practical_peak(results)
+    lines = [
+        f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, flags {m['flags']}, {m['memory_gb']} GB RAM, "
+        f"Python {m['python']}, TensorFlow {m['tensorflow']} (load average at the end: {m['load_average']}). "
+        "Random-feature VGG-19 on both sides: the compute is identical to real weights."
+        + (" **Quick mode: tiny sizes, the figures mean nothing.**" if results["quick"] else ""),
+        "",
+        f"Practical peak, {peak['n']}×{peak['n']} tf.matmul: fp32 {peak['float32']:.0f} GFLOP/s, "
+        f"bf16 {peak['bfloat16']:.0f} GFLOP/s (the better of {len(results['matmul_runs'])} measurements in this run, "
+        "at its start and end; a busy machine lowers it).",
+        "",
+        "| size | ours s/it | reference s/it | ours ÷ reference | ours GFLOP/s (% of fp32 peak) "
+        "| reference GFLOP/s (% of peak) | peak RSS ours / reference |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for size in results["sizes"].values():
+        if not (size["ours"] and size["reference"]):
+            continue
+        ours = median_seconds(size["ours"][0]["rows"])
+        ref = statistics.median(s for r in size["reference"] for s in r["seconds"])
+        flops = step_flops(size["h"], size["w"])
+        g_ours, g_ref = flops / ours / 1e9, flops / ref / 1e9
+        rss_ours = size["ours"][0]["peak_rss_bytes"] / 1e9
+        rss_ref = max(r["peak_rss_bytes"] for r in size["reference"]) / 1e9
+        lines.append(
+            f"| {size['w']}×{size['h']} | {ours:.3f} | {ref:.3f} | **{ours / ref:.2f}** "
+            f"| {g_ours:.0f} ({100 * g_ours / peak['float32']:.0f} %) "
+            f"| {g_ref:.0f} ({100 * g_ref / peak['float32']:.0f} %) "
+            f"| {rss_ours:.2f} / {rss_ref:.2f} GB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def report_bf16(results: dict) -> str:
+    """bf16"""
+    first = next(iter(results["sizes"].values()))
+    recipe = first["ours"][0]["rows"]
+    ref_first = statistics.median(s for r in first["reference"] for s in r["seconds"])
+    bf16_rows = results["bf16"]["rows"]
+    n = len(bf16_rows)
+    fp32_loss, bf16_loss = recipe[n - 1]["total"], bf16_rows[-1]["total"]
+    _, reason = results["bf16_hardware"]
+    bf16_s = median_seconds(bf16_rows)
+    lines = [
+        f"**bf16** ({first['w']}×{first['h']}, Adam, {n} iterations): {bf16_s:.3f} s/it, "
+        f"**{bf16_s / ref_first:.2f}×** the reference, {bf16_s / median_seconds(recipe):.2f}× ours in fp32; "
+        f"total cost after {n} iterations {bf16_loss:.5g} vs fp32 {fp32_loss:.5g} "
+        f"({100 * (bf16_loss / fp32_loss - 1):+.2f} %); NaNs: "
+        f"{'none' if all(r['total'] == r['total'] for r in bf16_rows) else 'YES'}. Hardware: {reason}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def report_time_to_target(results: dict) -> str:
+    """Time to target"""
+    first = next(iter(results["sizes"].values()))
+    recipe = first["ours"][0]["rows"]
+    target = recipe[-1]["total"]
+    recipe_s = sum(row["seconds"] for row in recipe)
+    lines = [
+        f"**Time to target** at {first['w']}×{first['h']}: the target is the total cost after the seed's recipe "
+        f"(Adam, {len(recipe)} iterations): {target:.5g}, reached in {recipe_s:.1f} s of iterations.",
+        "",
+        "| method | iterations run | time to target | ÷ recipe | whole notebook run (papermill, wall) |",
+        "| --- | --- | --- | --- | --- |",
+        f"| Adam (the recipe) | {len(recipe)} | {recipe_s:.1f} s | 1.00 | {first['ours'][0]['wall_s']:.0f} s |",
+    ]
+    for key, name in (
+        ("lbfgs", "L-BFGS, full size only"),
+        ("c2f", "coarse to fine + L-BFGS (the notebook's default run)"),
+        ("default_rerun", "the notebook's default run again, defaults as committed (`--rerun-default`)"),
+    ):
+        if key not in results:
+            continue
+        run = results[key]
+        t = time_to(run["rows"], target, run["coarse_rows"])
+        iters = f"{len(run['coarse_rows'])} coarse + {len(run['rows'])}" if run["coarse_rows"] else len(run["rows"])
+        shown = f"{t:.1f} s | **{t / recipe_s:.2f}**" if t is not None else "not reached | -"
+        lines.append(f"| {name} | {iters} | {shown} | {run['wall_s']:.0f} s |")
+    return "\n".join(lines) + "\n"
+
+
+def report_memory(results: dict) -> str:
+    """Memory"""
+    if results["quick"]:
+        return "**Memory**: the large run is skipped in quick mode.\n"
+    big = results["big"]
+    lines = [
+        f"**Memory**: {big['size']} (Adam, 2 iterations) peak RSS of the notebook's kernel "
+        f"**{big['peak_rss_bytes'] / 1e9:.2f} GB** (estimate before starting: {big['estimate_bytes'] / 1e9:.2f} GB), "
+        f"{median_seconds(big['rows'], 0):.1f} s/it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_reference":
+        reference_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_matmul":
+        matmul_main(int(sys.argv[2]), sys.argv[3])
+    else:
+        sys.exit(main())
