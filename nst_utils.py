@@ -2036,18 +2036,32 @@ def load_vgg_model_at_precision(precision: str = "fp32", **kwargs) -> VGGFeature
 # ============================================================================ Checks used by the notebook's check cells
 
 
-def check_close(what: str, got, expected, likely_mistakes: Mapping[float, str] | None = None, rtol: float = 1e-5):
+def check_close(
+    what: str,
+    got,
+    expected,
+    likely_mistakes: Mapping[float, str] | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+):
     """Assert `got` ≈ `expected`; otherwise raise an AssertionError that names the mistake that gives `got`."""
     got_array = np.asarray(got, dtype=np.float64)
-    if got_array.shape == np.shape(expected) and np.allclose(got_array, expected, rtol=rtol, atol=1e-8):
+    expected_array = np.asarray(expected, dtype=np.float64)
+    if got_array.shape == expected_array.shape and np.allclose(got_array, expected_array, rtol=rtol, atol=atol):
         return
     hint = "re-read the formula above and compare it term by term"
     for wrong_value, mistake in (likely_mistakes or {}).items():
         if got_array.size == 1 and np.isclose(float(got_array.reshape(())), wrong_value, rtol=1e-4):
             hint = mistake
             break
-    shown = got_array.tolist() if got_array.size <= 9 else f"an array of shape {got_array.shape}"
-    raise AssertionError(f"{what}: got {shown}, expected {np.asarray(expected).tolist()}. Likely mistake: {hint}")
+
+    def shown(array):
+        return array.tolist() if array.size <= 9 else f"an array of shape {array.shape}"
+
+    if got_array.shape == expected_array.shape and got_array.size > 9:
+        worst = float(np.max(np.abs(got_array - expected_array)))
+        raise AssertionError(f"{what}: differs from the expected {shown(got_array)} by up to {worst:.3g}. {hint}")
+    raise AssertionError(f"{what}: got {shown(got_array)}, expected {shown(expected_array)}. Likely mistake: {hint}")
 
 
 # ============================================================================ Headless runs (make run)
@@ -2079,8 +2093,14 @@ def stylise(
     if unknown:
         raise NSTError(f"unknown parameter {', '.join(unknown)}; the notebook's parameters are {', '.join(known)}")
     content_path, style_path = Path(content_path).resolve(), Path(style_path).resolve()
+    if parameters.get("style_images"):  # several styles: absolute paths, since the kernel runs in notebooks/
+        pairs = normalise_style_weights(parameters["style_images"])
+        parameters["style_images"] = [
+            [str(Path(path).resolve()), weight] for path, weight in pairs
+        ]  # lists: papermill writes tuples as strings
+    style_paths = [Path(path) for path, _ in parameters.get("style_images") or [(style_path, 1.0)]]
     max_side_px = parameters.get("max_side_px", 400)
-    for path in (content_path, style_path):
+    for path in (content_path, *style_paths):
         load_image(path, max_side=max_side_px)  # fail in one line now, not after papermill has started a kernel
     run_dir = make_run_dir(output_root, label=f"{content_path.stem}+{style_path.stem}")
     parameters.update(content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False)

@@ -79,3 +79,14 @@ def test_style_cost_is_linear_in_the_coefficients(pair, coefficients):
 def test_total_cost_is_bilinear(J_content, J_style, alpha, beta):
     total = float(COSTS["total_cost"](J_content, J_style, alpha=alpha, beta=beta))
     assert total == pytest.approx(alpha * J_content + beta * J_style, rel=1e-9, abs=1e-9)
+
+
+@SETTINGS
+@given(activation_pairs(), st.integers(1, 4), st.integers(1, 4))
+def test_layer_style_cost_compares_per_pixel_grams_when_sizes_differ(pair, extra_h, extra_w):
+    a, _ = pair
+    _, n_H, n_W, n_C = a.shape
+    rng = np.random.default_rng(n_H * 100 + n_W)
+    b = tf.constant(rng.exponential(1.0, (1, n_H + extra_h, n_W + extra_w, n_C)), tf.float32)  # a larger S
+    expected = np.sum((reference_gram(b) / b.shape[1] / b.shape[2] - reference_gram(a) / (n_H * n_W)) ** 2)
+    assert float(COSTS["compute_layer_style_cost"](b, a)) == pytest.approx(expected / (4 * n_C**2), rel=1e-3, abs=1e-9)

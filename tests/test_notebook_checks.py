@@ -33,11 +33,11 @@ MUTANTS = [
     ("gram_matrix", "tf.matmul(A, A, transpose_b=True)", "tf.matmul(A, A, transpose_a=True)", "Aᵀ·A"),
     (
         "compute_layer_style_cost",
-        "tf.transpose(tf.reshape(a_S, (n_H * n_W, n_C)))",
-        "tf.reshape(a_S, (n_C, n_H * n_W))",
+        "tf.transpose(tf.reshape(a, (n_H * n_W, n_C)))",
+        "tf.reshape(a, (n_C, n_H * n_W))",
         "wrong unrolling",
     ),
-    ("compute_layer_style_cost", "/ (4.0 * n_C**2", "/ (n_C**2", "1/4 is missing"),
+    ("compute_layer_style_cost", "/ (4.0 * n_C**2)", "/ (n_C**2)", "1/4 is missing"),
     ("compute_style_cost", "J_style += coefficient * ", "J_style += ", "coefficients are ignored"),
     ("total_cost", "return alpha * J_content + beta * J_style", "return beta * J_content + alpha * J_style", "swapped"),
 ]
