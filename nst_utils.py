@@ -1787,9 +1787,10 @@ def weight_slider(variable, description: str, min_exponent: float = -3.0, max_ex
 
 # Bytes per activation value kept during one value-and-gradient evaluation, relative to the forward activations:
 # the forward pass keeps every layer for the backward pass, the backward pass adds gradients of the same size and
-# oneDNN adds blocked-layout copies. Measured on 400×300 … 1920×1080 runs (see docs/benchmarks.md).
-MEMORY_ACTIVATION_FACTOR = 3.0
-MEMORY_BASE_BYTES = 1_500_000_000  # TensorFlow, the kernel, weights and the images: measured RSS of a tiny run
+# oneDNN adds blocked-layout copies. Fitted to the notebook's peak RSS at 400×300 (1.85 GB) and 1920×1080 (13.3 GB)
+# with about 10 % to spare (docs/benchmarks.md).
+MEMORY_ACTIVATION_FACTOR = 5.0
+MEMORY_BASE_BYTES = 1_200_000_000  # TensorFlow, the kernel, the weights and the images
 
 
 class OptimisationConverged(NSTError):
