@@ -14,7 +14,7 @@ ALPHA ?=
 BETA ?=
 PARAMS ?=
 
-.PHONY: setup test lint run lab weights browser clean-venv
+.PHONY: setup test lint run lab weights bench browser clean-venv
 
 setup: $(STAMP)  ## create .venv from the pinned requirements.txt
 
@@ -48,6 +48,9 @@ lab: $(STAMP)  ## open the notebook in JupyterLab
 
 weights: $(STAMP)  ## download the Keras VGG-19 weights (80 MB) into pretrained-model/
 	$(PY) nst_utils.py download keras
+
+bench: $(STAMP)  ## the full benchmark (about 40 min on 2 cores): docs/benchmark_results.md
+	$(PY) bench/benchmark.py
 
 clean-venv:
 	rm -rf $(VENV)
