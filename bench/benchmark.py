@@ -415,6 +415,7 @@ def practical_peak(results: dict) -> dict:
 def report_speed(results: dict) -> str:
     """Speed per iteration"""
     m, peak = results["machine"], practical_peak(results)
+    peak_count = len(results.get("matmul_runs") or [results["matmul"]])
     lines = [
         f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, flags {m['flags']}, {m['memory_gb']} GB RAM, "
         f"Python {m['python']}, TensorFlow {m['tensorflow']} (load average at the end: {m['load_average']}). "
@@ -422,7 +423,7 @@ def report_speed(results: dict) -> str:
         + (" **Quick mode: tiny sizes, the figures mean nothing.**" if results["quick"] else ""),
         "",
         f"Practical peak, {peak['n']}×{peak['n']} tf.matmul: fp32 {peak['float32']:.0f} GFLOP/s, "
-        f"bf16 {peak['bfloat16']:.0f} GFLOP/s (the better of {len(results['matmul_runs'])} measurements in this run, "
+        f"bf16 {peak['bfloat16']:.0f} GFLOP/s (the better of {peak_count} measurements in this run, "
         "at its start and end; a busy machine lowers it).",
         "",
         "| size | ours s/it | reference s/it | ours ÷ reference | ours GFLOP/s (% of fp32 peak) "
@@ -485,7 +486,10 @@ def report_time_to_target(results: dict) -> str:
     for key, name in (
         ("lbfgs", "L-BFGS, full size only"),
         ("c2f", "coarse to fine + L-BFGS (`optimizer='lbfgs'`, `coarse_to_fine=3`)"),
-        ("default_rerun", "the notebook's default run again, defaults as committed (`--rerun-default`)"),
+        (
+            "default_rerun",
+            "coarse to fine + L-BFGS again, 20 iterations per coarse size and 10 at full size (`--rerun-default`, another benchmark sharing the cores)",
+        ),
     ):
         if key not in results:
             continue
