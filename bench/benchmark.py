@@ -488,7 +488,7 @@ def report_time_to_target(results: dict) -> str:
         ("c2f", "coarse to fine + L-BFGS (`optimizer='lbfgs'`, `coarse_to_fine=3`)"),
         (
             "default_rerun",
-            "coarse to fine + L-BFGS again, 20 iterations per size, 10 at full size (`--rerun-default`, a busy machine)",
+            "coarse to fine + L-BFGS again, 20 per size, 10 at full size (`--rerun-default`, on a busy machine)",
         ),
     ):
         if key not in results:
