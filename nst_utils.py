@@ -1705,12 +1705,10 @@ class StyleTransferRun:
             self.error = self.error or err
             last = self.saved_paths[-1] if self.saved_paths else "none"
             self.message += f"; could not save final.png ({err.strerror or err}); last snapshot: {last}"
-        if self._widgets is not None:
+        if self._widgets is not None:  # headless, the caller prints self.message (the notebook's wait cell does)
             if self.history:
                 self._refresh_view(self.history[-1], time.perf_counter() - start_s)
             self._widgets["status"].value += f"<br><b>{self.message}</b>"
-        else:
-            print(self.message)
 
     def _save(self, name: str, image_rgb01) -> None:
         """Write one snapshot atomically and remember its path."""
