@@ -406,11 +406,6 @@ def file_digests(path: Path | str) -> tuple[str, str]:
     return _DIGEST_CACHE[key]
 
 
-def _one_line(exc: BaseException) -> str:
-    """An exception's message squeezed onto one short line, for use inside our own error messages."""
-    return " ".join(str(exc).split())[:160] or type(exc).__name__
-
-
 def _verify_published_checksum(path: Path) -> None:
     """Raise WeightsFileError if `path` has a published file's name but is not a genuine copy of that file."""
     for source in WEIGHTS_SOURCES.values():
@@ -1912,14 +1907,14 @@ def coarse_sizes(height_px: int, width_px: int, levels: int, factor: float = 2.0
 
 
 def resize_image(image_rgb01, height_px: int, width_px: int) -> np.ndarray:
-    """Resize an RGB image (H, W, 3) or batch (1, H, W, 3) in [0, 1] to height_px × width_px (bilinear), in [0, 1].
+    """Resize an RGB image (H, W, 3) or batch (1, H, W, 3) in [0, 1] to exactly height_px × width_px, in [0, 1].
 
-    Coarse-to-fine uses it both ways: to shrink C, S and G to a coarse size, and to upsample the result.
+    Coarse-to-fine uses it both ways: to shrink C and G to a coarse size, and to upsample the result.
     """
-    import tensorflow as tf
-
-    resized = tf.image.resize(tf.convert_to_tensor(image_rgb01, tf.float32), (int(height_px), int(width_px)))
-    return np.clip(resized.numpy(), 0.0, 1.0)
+    pixels = np.asarray(image_rgb01, dtype=np.float32)
+    if pixels.ndim == 4 and pixels.shape[0] == 1:
+        return resize_image(pixels[0], height_px, width_px)[np.newaxis]
+    return _resized_rgb01(pixels, (int(width_px), int(height_px)))
 
 
 def estimate_memory_bytes(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> int:
