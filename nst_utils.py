@@ -1796,8 +1796,10 @@ class LBFGSStep:
     scipy.optimize.minimize runs in a worker thread and waits after each iteration, so the run loop keeps its
     snapshots, metrics, live view, pause and stop. Values and gradients come from `compute_costs` in a tf.function
     (float32); scipy works in float64 with the bounds [0, 1]. compute_costs is evaluated afresh each time, so α/β
-    variables moved by the sliders take effect at the next evaluation (L-BFGS's curvature memory adapts within a few
-    iterations). Each call returns the costs of the image *after* the iteration.
+    variables moved by the sliders take effect at the next evaluation. A moved slider changes the cost under scipy's
+    feet, and scipy then stops (it compares costs from before and after the move): when scipy stops and the image it
+    started from no longer costs what it did, L-BFGS starts again from the current image with a fresh curvature
+    memory. Otherwise the stop is a real one. Each call returns the costs of the image *after* the iteration.
     """
 
     def __init__(self, compute_costs: Callable[[object], Mapping], image, *, max_corrections: int = 10):
@@ -1806,7 +1808,8 @@ class LBFGSStep:
         self.image = image  # tf.Variable (1, H, W, 3) in [0, 1]; updated after every iteration
         self.max_corrections = int(max_corrections)  # L-BFGS memory: pairs of (step, gradient change) kept
         self.evaluations = 0  # value-and-gradient evaluations so far (an iteration takes one or more)
-        self.scipy_message = ""  # scipy's reason for stopping, once it has
+        self.restarts = 0  # times the cost changed under scipy (a slider moved) and L-BFGS started again
+        self.scipy_message = ""  # scipy's reason for its last stop
         self._shape = tuple(image.shape)
 
         @tf.function(input_signature=[tf.TensorSpec(self._shape, tf.float32)])
@@ -1821,6 +1824,7 @@ class LBFGSStep:
         self._from_worker: queue.Queue = queue.Queue(maxsize=1)
         self._thread: threading.Thread | None = None
         self._last: tuple[np.ndarray, dict] | None = None  # the last point evaluated and its costs
+        self._start: tuple[np.ndarray, float | None] | None = None  # where scipy's current run began, and its cost
         self._finished = False
 
     def __call__(self) -> dict:
@@ -1828,17 +1832,36 @@ class LBFGSStep:
         if self._finished:
             raise OptimisationConverged(f"L-BFGS stopped: {self.scipy_message}")
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="lbfgs", daemon=True)
-            self._thread.start()
+            self._start_worker()
         else:
             self._to_worker.put("next")
-        kind, payload = self._from_worker.get()
-        if kind == "iteration":
-            return payload
-        self._finished = True
-        if kind == "error":
-            raise payload
-        raise OptimisationConverged(f"L-BFGS stopped: {payload}")
+        while True:
+            kind, payload = self._from_worker.get()
+            if kind == "iteration":
+                return payload
+            if kind == "done" and self._cost_changed():  # α/β moved: start again from here
+                self.restarts += 1
+                self._start_worker()
+                continue
+            self._finished = True
+            if kind == "error":
+                raise payload
+            raise OptimisationConverged(f"L-BFGS stopped: {payload}")
+
+    def _cost_changed(self) -> bool:
+        """Whether the image scipy's run began from now costs something else than it did then (a slider moved)."""
+        x_start, total_then = self._start
+        if total_then is None:
+            return False
+        total_now, _ = self.evaluate(x_start)
+        return not np.isclose(total_now, total_then, rtol=1e-5, atol=0.0)
+
+    def _start_worker(self) -> None:
+        """Start scipy in a new worker thread from the current image."""
+        self._start = (self.image.numpy().astype(np.float64).ravel(), None)
+        self._last = None
+        self._thread = threading.Thread(target=self._work, name="lbfgs", daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
         """End the worker thread (scipy returns); later calls raise OptimisationConverged."""
@@ -1854,16 +1877,17 @@ class LBFGSStep:
         costs, gradient = self._value_and_gradient(tf.constant(x_float64.reshape(self._shape), tf.float32))
         self.evaluations += 1
         self._last = (x_float64.copy(), {name: float(value) for name, value in costs.items()})
+        if self._start is not None and self._start[1] is None:  # scipy's first evaluation is at its start point
+            self._start = (self._start[0], self._last[1]["total"])
         return float(costs["total"]), gradient.numpy().astype(np.float64).ravel()
 
     def _work(self) -> None:
         import scipy.optimize
 
-        x0 = self.image.numpy().astype(np.float64).ravel()
         try:
             result = scipy.optimize.minimize(
                 self.evaluate,
-                x0,
+                self._start[0],
                 jac=True,
                 method="L-BFGS-B",
                 bounds=scipy.optimize.Bounds(0.0, 1.0),

@@ -84,6 +84,34 @@ def test_a_converged_lbfgs_run_ends_cleanly(tmp_path):
     assert run.error is None and "L-BFGS stopped" in run.message
 
 
+def test_lbfgs_keeps_going_when_a_slider_changes_the_cost():
+    """Both sliders up 100×: scipy's line search fails against its old cost and stops; L-BFGS must start again."""
+    target = tf.constant(np.random.default_rng(5).uniform(0, 1, (1, 16, 16, 3)), tf.float32)
+    weight = tf.Variable(1.0)  # stands for α and β moved together
+    costs = toy_costs(target)
+
+    def compute_costs(image):
+        return {name: weight * value for name, value in costs(image).items()}
+
+    image = tf.Variable(np.full((1, 16, 16, 3), 0.5, np.float32))
+    step = nst_utils.LBFGSStep(compute_costs, image)
+    for _ in range(5):
+        step()
+    weight.assign(100.0)
+    after = [step()]  # without the restart, scipy's stop would end the optimisation here
+    with pytest.raises(nst_utils.OptimisationConverged):  # the quadratic converges for real in the end
+        for _ in range(500):
+            after.append(step())
+    assert step.restarts == 1, "one restart for one move of the sliders"
+    assert len(after) > 3 and after[-1]["total"] < after[0]["total"]
+    undisturbed = tf.Variable(np.full((1, 16, 16, 3), 0.5, np.float32))  # the weight does not move the minimum
+    reference = nst_utils.LBFGSStep(costs, undisturbed)
+    with pytest.raises(nst_utils.OptimisationConverged):
+        for _ in range(500):
+            reference()
+    np.testing.assert_allclose(image.numpy(), undisturbed.numpy(), atol=1e-3)
+
+
 def test_coarse_sizes_halve_and_keep_the_aspect_ratio():
     assert nst_utils.coarse_sizes(300, 400, levels=3) == [(75, 100), (150, 200), (300, 400)]
     assert nst_utils.coarse_sizes(1080, 1920, levels=2) == [(540, 960), (1080, 1920)]
