@@ -1800,13 +1800,27 @@ class LBFGSStep:
     feet, and scipy then stops (it compares costs from before and after the move): when scipy stops and the image it
     started from no longer costs what it did, L-BFGS starts again from the current image with a fresh curvature
     memory. Otherwise the stop is a real one. Each call returns the costs of the image *after* the iteration.
+
+    L-BFGS-B's first iteration knows no curvature yet: it steps as if the Hessian were the identity, which for a cost
+    of this size means a jump to the bounds and several evaluations of line search back. scipy therefore sees the
+    cost divided by a constant chosen so that this first step moves the pixels by `first_step_rms` (root mean square,
+    in [0, 1] units; None: scipy's own choice). From the second iteration L-BFGS measures the curvature itself and
+    the constant changes nothing. At 400×300 this saves about four evaluations in twenty iterations.
     """
 
-    def __init__(self, compute_costs: Callable[[object], Mapping], image, *, max_corrections: int = 10):
+    def __init__(
+        self,
+        compute_costs: Callable[[object], Mapping],
+        image,
+        *,
+        max_corrections: int = 10,
+        first_step_rms: float | None = 0.1,
+    ):
         import tensorflow as tf
 
         self.image = image  # tf.Variable (1, H, W, 3) in [0, 1]; updated after every iteration
         self.max_corrections = int(max_corrections)  # L-BFGS memory: pairs of (step, gradient change) kept
+        self.first_step_rms = first_step_rms
         self.evaluations = 0  # value-and-gradient evaluations so far (an iteration takes one or more)
         self.restarts = 0  # times the cost changed under scipy (a slider moved) and L-BFGS started again
         self.scipy_message = ""  # scipy's reason for its last stop
@@ -1884,10 +1898,20 @@ class LBFGSStep:
     def _work(self) -> None:
         import scipy.optimize
 
+        x0 = self._start[0]
+        pending = [self.evaluate(x0)]  # scipy's first call asks for x0 again: answered from here
+        scale = 1.0  # scipy sees the cost / scale, so that its first step has an RMS of first_step_rms
+        if self.first_step_rms is not None:
+            scale = float(np.sqrt(np.mean(pending[0][1] ** 2))) / self.first_step_rms or 1.0
+
+        def scaled_cost(x):
+            total, gradient = pending.pop() if pending and np.array_equal(x, x0) else self.evaluate(x)
+            return total / scale, gradient / scale
+
         try:
             result = scipy.optimize.minimize(
-                self.evaluate,
-                self._start[0],
+                scaled_cost,
+                x0,
                 jac=True,
                 method="L-BFGS-B",
                 bounds=scipy.optimize.Bounds(0.0, 1.0),

@@ -112,6 +112,27 @@ def test_lbfgs_keeps_going_when_a_slider_changes_the_cost():
     np.testing.assert_allclose(image.numpy(), undisturbed.numpy(), atol=1e-3)
 
 
+def test_lbfgs_first_step_has_the_asked_size():
+    """A steep cost: scipy's own first step jumps to the bounds and searches back; ours moves by first_step_rms."""
+    target = 0.5 + 0.3 * np.random.default_rng(6).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+
+    def compute_costs(image):
+        content = 1e6 * tf.reduce_sum(tf.square(image - target))
+        return {"total": content, "content": content, "style": tf.constant(0.0)}
+
+    evaluations = {}
+    for first_step_rms in (None, 0.1):
+        image = tf.Variable(np.full((1, 16, 16, 3), 0.5, np.float32))
+        step = nst_utils.LBFGSStep(compute_costs, image, first_step_rms=first_step_rms)
+        step()
+        step.close()
+        evaluations[first_step_rms] = step.evaluations
+        if first_step_rms is not None:
+            moved_rms = float(np.sqrt(np.mean((image.numpy() - 0.5) ** 2)))
+            assert moved_rms == pytest.approx(first_step_rms, rel=0.01)
+    assert evaluations[0.1] == 2 < evaluations[None], evaluations  # the start, then one accepted step
+
+
 def test_coarse_sizes_halve_and_keep_the_aspect_ratio():
     assert nst_utils.coarse_sizes(300, 400, levels=3) == [(75, 100), (150, 200), (300, 400)]
     assert nst_utils.coarse_sizes(1080, 1920, levels=2) == [(540, 960), (1080, 1920)]
