@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-# make run CONTENT=my_photo.jpg STYLE=my_painting.jpg ITERATIONS=300 MAX_SIDE=512 ALPHA=10 BETA=40
-# (any other notebook parameter: make run PARAMS="-p learning_rate 0.02 -p content_layer conv5_2")
+# make run CONTENT=my_photo.jpg STYLE=my_painting.jpg ITERATIONS=40 MAX_SIDE=512 ALPHA=10 BETA=40
+# (any other notebook parameter: make run PARAMS="-p content_layer conv5_2 -p pooling max")
 CONTENT ?=
 STYLE ?=
 ITERATIONS ?=

@@ -2214,7 +2214,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar=("NAME", "VALUE"),
-        help="set a parameter of the notebook's parameters cell, e.g. -p iterations 300 -p max_side_px 512",
+        help="set a parameter of the notebook's parameters cell, e.g. -p iterations 40 -p max_side_px 512",
     )
     stylise_parser.add_argument("--output-root", type=Path, default=OUTPUT_DIR, help="where run folders go")
     stylise_parser.set_defaults(run=_stylise_command)

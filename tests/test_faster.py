@@ -207,7 +207,16 @@ def test_benchmark_quick_mode_runs_end_to_end(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     text = out.read_text()
-    for words in ("ours ÷ reference", "GFLOP/s", "bf16", "Time to target", "L-BFGS", "coarse to fine", "peak RSS"):
+    for words in (
+        "ours ÷ reference",
+        "GFLOP/s",
+        "bf16",
+        "Time to target",
+        "L-BFGS",
+        "coarse to fine",
+        "peak RSS",
+        "The default run",
+    ):
         assert words in text, f"{words!r} missing from the benchmark's report"
 
 
