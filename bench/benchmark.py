@@ -1,6 +1,6 @@
 """Benchmark: the notebook's own run (through papermill and its metrics.csv) against a TF-tutorial-style reference.
 
-    python bench/benchmark.py            # full run (about 50 min on 2 cores), writes docs/benchmark_results.md
+    python bench/benchmark.py            # full run (about 30 min on 2 idle cores), writes docs/benchmark_results.md
     python bench/benchmark.py --quick    # tiny sizes, a minute or two: proves the benchmark works (CI); no timings
 
 Everything is measured in this one run, ours and the reference interleaved, on this machine:
