@@ -1797,7 +1797,7 @@ class LBFGSStep:
     snapshots, metrics, live view, pause and stop. Values and gradients come from `compute_costs` in a tf.function
     (float32); scipy works in float64 with the bounds [0, 1]. compute_costs is evaluated afresh each time, so α/β
     variables moved by the sliders take effect at the next evaluation. A moved slider changes the cost under scipy's
-    feet, and scipy then stops (it compares costs from before and after the move): when scipy stops and the image it
+    feet, and scipy may then stop (it compares costs from before and after the move): when scipy stops and the image it
     started from no longer costs what it did, L-BFGS starts again from the current image with a fresh curvature
     memory. Otherwise the stop is a real one. Each call returns the costs of the image *after* the iteration.
 

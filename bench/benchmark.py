@@ -314,8 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="reference runs interleaved with ours, per size")
     parser.add_argument("--out", type=Path, help="markdown results (default: docs/benchmark_results.md, quick: temp)")
     parser.add_argument("--report-only", type=Path, help="re-render the markdown from a results .json and exit")
-    parser.add_argument("--rerun-default", type=Path, help="add one more default notebook run to a results .json")
-    # (recorded as its own row beside the main run's default, e.g. after the defaults were tuned)
+    parser.add_argument(
+        "--rerun-default", type=Path, help="add one more default notebook run to a results .json, as its own row"
+    )
     args = parser.parse_args(argv)
     if args.rerun_default:  # e.g. after tuning the defaults: same session, recorded as a separate row
         results = json.loads(args.rerun_default.read_text())
