@@ -1,0 +1,97 @@
+"""The command line: `python nst_utils.py download | stylise`. Its own process never imports TensorFlow.
+
+Every error a user can fix is one line on stderr, `error: …`, with exit status 1; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nst.errors import NSTError
+from nst.paths import OUTPUT_DIR, PRETRAINED_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
+from nst.sources import WEIGHTS_SOURCES
+
+DESCRIPTION = "Neural style transfer: fetch VGG-19 weights, or stylise a photo headless."
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line too (argparse prints the usage first), exit status 1."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python nst_utils.py ...`; returns the process exit code (0 ok, 1 error, 130 Ctrl-C)."""
+    parser = _OneLineParser(prog="python nst_utils.py", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    sizes = ", ".join(f"{key} {src.size_bytes / 1e6:.0f} MB" for key, src in WEIGHTS_SOURCES.items() if src.size_bytes)
+    download = commands.add_parser(
+        "download",
+        help="fetch real VGG-19 weights into pretrained-model/",
+        description="Download VGG-19 weights, resuming an interrupted download, and verify the published checksum.",
+    )
+    download.add_argument(
+        "key", nargs="?", default="keras", choices=list(WEIGHTS_SOURCES), help=f"which file ({sizes}; default keras)"
+    )
+    download.add_argument(
+        "--dest", type=Path, default=PRETRAINED_DIR, help="folder to save into (default: pretrained-model/)"
+    )
+    download.add_argument("--url", help="download from this URL instead (a mirror); the checksum is still checked")
+    download.set_defaults(run=_download_command)
+
+    stylise_parser = commands.add_parser(
+        "stylise",
+        help="stylise a photo headless: runs the notebook with papermill into a new output/ folder",
+        description="Run the notebook top to bottom on your images; each run gets a new folder under output/.",
+    )
+    stylise_parser.add_argument("--content", type=Path, default=SAMPLE_CONTENT_PATH, help="the photo to repaint")
+    stylise_parser.add_argument("--style", type=Path, default=SAMPLE_STYLE_PATH, help="the image whose style to use")
+    stylise_parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of the notebook's parameters cell, e.g. -p iterations 40 -p max_side_px 512",
+    )
+    stylise_parser.add_argument("--output-root", type=Path, default=OUTPUT_DIR, help="where run folders go")
+    stylise_parser.set_defaults(run=_stylise_command)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except NSTError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 130 if type(err).__name__ == "Interrupted" else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _download_command(args: argparse.Namespace) -> int:
+    """`download [key] [--dest DIR] [--url URL]`: fetch and verify, then say what happens next."""
+    from nst.download import download_weights
+
+    path = download_weights(args.key, args.dest, args.url)
+    print(f"VGG-19 weights ready: {path}")
+    if path.parent.resolve() == PRETRAINED_DIR.resolve():
+        print("Next: load_vgg_model() will now use them.")
+    else:
+        print(f"Next: load_vgg_model() looks only in {PRETRAINED_DIR}: move the file there, keeping its name.")
+    return 0
+
+
+def _stylise_command(args: argparse.Namespace) -> int:
+    """`stylise [--content PATH] [--style PATH] [-p NAME VALUE]...`: run the notebook headless, say where it wrote."""
+    from nst.headless import stylise
+    from nst.settings import parse_setting
+
+    parameters = {name: parse_setting(name, value) for name, value in args.parameter}
+    run_dir = stylise(args.content, args.style, parameters, output_root=args.output_root)
+    print(f"Done. Final image: {run_dir / 'final.png'}")
+    print(f"      Executed notebook: {run_dir / 'notebook.ipynb'}; snapshots and metrics.csv are beside it.")
+    return 0

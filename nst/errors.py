@@ -1,0 +1,30 @@
+"""The errors a user can fix. Each message is one line that names the file or value and the fix."""
+
+
+class NSTError(Exception):
+    """A problem the user can fix; its message is one line that names the file or value and the fix."""
+
+
+class WeightsFileError(NSTError, ValueError):
+    """A weights file that is missing, corrupt, or not VGG-19."""
+
+
+class DownloadError(NSTError):
+    """A weights download that failed or fetched the wrong bytes."""
+
+
+class ImageFileError(NSTError, ValueError):
+    """An image file that cannot be used as content or style."""
+
+
+class SettingsError(NSTError, ValueError):
+    """A setting of the run that is out of range or of the wrong type."""
+
+
+class OptimisationConverged(NSTError):
+    """Raised by an optimiser that has finished early (e.g. L-BFGS met its tolerance): the run ends cleanly."""
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line."""
+    return " ".join(str(error).split()) or type(error).__name__

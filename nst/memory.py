@@ -1,0 +1,79 @@
+"""The memory a run needs, estimated before anything long starts, and the check that refuses what would not fit.
+
+No TensorFlow here, so the command line can check a size before it starts a kernel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nst.errors import NSTError
+from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
+
+# Bytes per activation value kept during one value-and-gradient evaluation, relative to the forward activations:
+# the forward pass keeps every layer for the backward pass, the backward pass adds gradients of the same size and
+# oneDNN adds blocked-layout copies. Fitted to the notebook's peak RSS at 400×300 (1.85 GB) and 1920×1080 (13.3 GB)
+# with about 10 % to spare (docs/benchmarks.md).
+MEMORY_ACTIVATION_FACTOR = 5.0
+MEMORY_BASE_BYTES = 1_200_000_000  # TensorFlow, the kernel, the weights and the images
+
+
+def estimate_memory_bytes(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> int:
+    """Peak memory (bytes) of one value-and-gradient evaluation of G at height_px × width_px through `deepest_layer`.
+
+    The sum of every layer's float32 activations up to `deepest_layer`, times MEMORY_ACTIVATION_FACTOR (kept for
+    the backward pass, gradients, layout copies), plus MEMORY_BASE_BYTES.
+    """
+    names = vgg19_layer_names()
+    if deepest_layer not in names:
+        raise ValueError(f"deepest_layer={deepest_layer!r} is not a VGG-19 layer; choose one of {', '.join(names)}")
+    values = 3 * height_px * width_px  # the image itself
+    h, w = int(height_px), int(width_px)
+    channels = dict(zip([f"conv{b}" for b in range(1, 6)], [c for c, _ in VGG19_BLOCKS], strict=True))
+    for name in names[: names.index(deepest_layer) + 1]:
+        if name.startswith("pool"):
+            h, w = h // 2, w // 2
+            values += h * w * channels["conv" + name[4]]
+        else:
+            values += h * w * channels[name.split("_")[0]]
+    return int(MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * 4 * values)
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can give a new allocation now (psutil's `available`, else MemAvailable)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+        raise NSTError("cannot tell how much memory is available (no psutil, no /proc/meminfo)") from None
+
+
+def check_memory(height_px: int, width_px: int, deepest_layer: str = "conv5_1", available_bytes: int | None = None):
+    """Refuse, before anything long starts, a size whose estimated memory would not fit; returns the estimate."""
+    available = available_memory_bytes() if available_bytes is None else int(available_bytes)
+    needed = estimate_memory_bytes(height_px, width_px, deepest_layer)
+    if needed <= available:
+        return needed
+    long_side = max(height_px, width_px)
+    fitting = long_side
+    while (
+        fitting > MIN_SHORT_SIDE_PX
+        and estimate_memory_bytes(
+            round(height_px * fitting / long_side), round(width_px * fitting / long_side), deepest_layer
+        )
+        > available
+    ):
+        fitting = int(fitting * 0.9)
+    advice = (
+        f"use max_side_px={fitting // 16 * 16} or less"
+        if fitting > MIN_SHORT_SIDE_PX
+        else "free some memory (even the smallest size does not fit)"
+    )
+    raise NSTError(
+        f"{width_px}×{height_px} px through {deepest_layer} needs about {needed / 1e9:.1f} GB, but only "
+        f"{available / 1e9:.1f} GB is available; {advice}"
+    )

@@ -1,0 +1,284 @@
+"""The run loop: an optimiser drives iterations in a background thread; listeners save, show and report them.
+
+StyleTransferRun owns the thread, pause, stop, wait and the NaN rollback. Everything else is a listener with the
+hooks on_start, on_iteration and on_end, the way Keras callbacks are: the run folder (nst.run_folder), the progress
+bar and the live view (nst.live_view).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from nst.errors import NSTError, OptimisationConverged
+
+LOSS_NAMES = ("total", "content", "style")  # the scalars a step returns, in this order of display
+
+
+class RunListener:
+    """Hooks a StyleTransferRun calls from its thread. Images are (H, W, 3) float32 numpy arrays in [0, 1]."""
+
+    def on_start(self, run: StyleTransferRun, image_rgb01: np.ndarray) -> None:
+        """Before the first iteration; `image_rgb01` is the starting image."""
+
+    def on_iteration(self, run: StyleTransferRun, row: Mapping, image_rgb01: np.ndarray) -> None:
+        """After each good iteration: `row` holds iteration, the costs, alpha, beta and seconds."""
+
+    def on_end(self, run: StyleTransferRun, image_rgb01: np.ndarray) -> None:
+        """Once, however the run ended; `image_rgb01` is the last good image. run.message says how it ended."""
+
+
+class _RunEnded(Exception):
+    """Raised from the per-iteration callback to end the optimiser's loop: stop pressed, or the cost diverged."""
+
+
+class StyleTransferRun:
+    """Runs an optimiser for `iterations` iterations in a background thread, telling its listeners after each.
+
+    `step` is either a function () -> {"total", "content", "style"} that does one iteration (Adam's train_step), or
+    an optimiser with `minimise(max_iterations, on_iteration)` that drives its own loop and calls on_iteration(costs)
+    after each iteration (nst.optimisers.LBFGS). `image` is the tf.Variable (1, H, W, 3) it updates.
+
+    The thread keeps the notebook responsive: widget events (the α/β sliders, pause, stop) reach the kernel while
+    the optimisation runs. `wait()` blocks until the run ends; Ctrl-C or an interrupt during `wait()` stops the run
+    cleanly. Without `listeners`, the run writes its run folder (RunFolder) and shows the live view or a progress bar.
+    """
+
+    def __init__(
+        self,
+        step,
+        image,
+        iterations: int,
+        run_dir=None,
+        *,
+        save_every: int = 100,
+        alpha=None,
+        beta=None,
+        live_view: bool = True,
+        display_every: int = 10,
+        params: Mapping | None = None,
+        listeners: Sequence[RunListener] | None = None,
+    ):
+        if int(iterations) < 0:
+            raise ValueError(f"iterations={iterations}: must be 0 or more")
+        self.step = step
+        self.image = image  # tf.Variable (1, H, W, 3), RGB in [0, 1]
+        self.iterations = int(iterations)
+        self.alpha = alpha  # tf.Variable read by the step, or None
+        self.beta = beta
+        if listeners is None:
+            from nst.live_view import LiveView, ProgressBar
+            from nst.run_folder import RunFolder
+
+            if run_dir is None:
+                raise ValueError("pass run_dir (a new folder, e.g. from make_run_dir) or your own listeners")
+            view = LiveView(display_every) if live_view else ProgressBar()
+            listeners = [RunFolder(run_dir, save_every=save_every, params=params), view]
+        self.listeners = list(listeners)
+        self.history: list[dict] = []  # one dict per finished iteration: iteration, losses, alpha, beta, seconds
+        self.message = ""  # how the run ended, one line
+        self.error: BaseException | None = None
+        self.started_s: float | None = None  # time.perf_counter() at the start
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._finished = threading.Event()  # set once every listener has finished (final.png is saved)
+        self._thread: threading.Thread | None = None
+        self._last_good_image = None  # (1, H, W, 3) numpy: what the NaN rollback restores
+        self._step_start_s = 0.0
+
+    # -- control ---------------------------------------------------------------------------------
+    def start(self) -> StyleTransferRun:
+        """Start the optimisation in a background thread; listeners that need it (the run folder) check first."""
+        if self._thread is not None:
+            raise RuntimeError("this run has already been started; make a new StyleTransferRun")
+        for listener in self.listeners:
+            if hasattr(listener, "prepare"):
+                listener.prepare(self)  # in the caller's thread, so an unwritable folder fails the cell at once
+        self._thread = threading.Thread(target=self._loop, name="style-transfer", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout_s: float | None = None) -> StyleTransferRun:
+        """Block until the run ends (or `timeout_s` passes); an interrupt stops the run and keeps its work."""
+        if self._thread is None:
+            raise RuntimeError("call start() first")
+        try:
+            self._finished.wait(timeout_s)
+        except KeyboardInterrupt:
+            self.stop()
+            self._finished.wait()  # an Event, not Thread.join: a join cut short by Ctrl-C can report a live thread dead
+            print(f"Interrupted: {self.message}")
+            raise
+        if self.error is not None and self._finished.is_set():
+            raise self.error  # a failed or diverged run fails the cell (and `make run`), after saving its work
+        return self
+
+    async def wait_async(self, poll_s: float = 0.1) -> StyleTransferRun:
+        """`await run.wait_async()` in a notebook cell: wait() that leaves the live view's widgets working.
+
+        A cell blocked in wait() holds the kernel, so with "Run All" the sliders, pause and stop would act only
+        after the run; while a cell awaits, ipykernel (7.x) still handles widget messages. An interrupt stops the
+        run and keeps its work, as with wait().
+        """
+        import asyncio
+
+        if self._thread is None:
+            raise RuntimeError("call start() first")
+        try:
+            while not self._finished.is_set():
+                await asyncio.sleep(poll_s)
+        except (KeyboardInterrupt, asyncio.CancelledError):  # ipykernel turns an interrupt into a cancellation
+            self.stop()
+            self._finished.wait()
+            print(f"Interrupted: {self.message}")
+            raise
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def pause(self) -> None:
+        """Pause after the current iteration."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Resume a paused run."""
+        self._running.set()
+
+    def stop(self) -> None:
+        """Stop after the current iteration; the image so far is saved as final.png."""
+        self._stop.set()
+        self._running.set()
+
+    @property
+    def done(self) -> bool:
+        """True once the run has ended and every listener has finished."""
+        return self._finished.is_set()
+
+    def report_problem(self, error: BaseException, text: str) -> None:
+        """For listeners' on_end: record a failure (the first one wins) and add `text` to the message."""
+        self.error = self.error or error
+        self.message += f"; {text}"
+
+    # The run folder's and the live view's handles, for the notebook and the tests.
+    @property
+    def run_dir(self):
+        """The run folder (a pathlib.Path), or None without a RunFolder listener."""
+        return getattr(self._listener_named("RunFolder"), "run_dir", None)
+
+    @property
+    def final_path(self):
+        """Where the final image is (or will be) saved."""
+        return self.run_dir / "final.png"
+
+    @property
+    def saved_paths(self) -> list:
+        """The snapshots and final image written so far, oldest first."""
+        return getattr(self._listener_named("RunFolder"), "saved_paths", [])
+
+    @property
+    def alpha_slider(self):
+        """The live view's α slider (ipywidgets FloatLogSlider); None before start(), without live view or α."""
+        return getattr(self._listener_named("LiveView"), "widgets", {}).get("alpha_slider")
+
+    @property
+    def beta_slider(self):
+        """The live view's β slider; None before start(), without live view or β."""
+        return getattr(self._listener_named("LiveView"), "widgets", {}).get("beta_slider")
+
+    @property
+    def _widgets(self) -> dict | None:
+        return getattr(self._listener_named("LiveView"), "widgets", None)
+
+    def _listener_named(self, class_name: str):
+        return next((item for item in self.listeners if type(item).__name__ == class_name), None)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        self._last_good_image = self.image.numpy()
+        self.started_s = self._step_start_s = time.perf_counter()
+        finished = 0
+        try:
+            for listener in self.listeners:
+                listener.on_start(self, self._last_good_image[0])
+            self._check_controls()
+            optimiser = self.step if hasattr(self.step, "minimise") else _OneStepPerCall(self.step)
+            optimiser.minimise(self.iterations, self._after_iteration)
+            self.message = f"finished {self.iterations} iterations"
+        except _RunEnded:
+            pass  # self.message says why
+        except OptimisationConverged as err:  # e.g. L-BFGS met its tolerance: a normal end, not a failure
+            self.message = f"{err} after {len(self.history)} iterations"
+        except BaseException as err:  # any failure still saves the last good image below
+            finished = len(self.history)
+            self.error = err
+            self.message = f"failed at iteration {finished + 1}: {type(err).__name__}: {err}"
+        finally:
+            self._finish()
+
+    def _after_iteration(self, costs: Mapping) -> None:
+        """The optimiser's per-iteration callback: roll back a diverged image, tell the listeners, obey the controls."""
+        losses = {name: float(value) for name, value in costs.items()}
+        image_now = self.image.numpy()
+        iteration = len(self.history) + 1
+        bad_cost = not all(math.isfinite(v) for v in losses.values())
+        if bad_cost or not np.isfinite(image_now).all():
+            self.image.assign(self._last_good_image)
+            what = f"the cost became {losses['total']}" if bad_cost else "the image's pixels became NaN"
+            self.message = (
+                f"{what} at iteration {iteration}: restored the image from iteration {iteration - 1}; "
+                "lower learning_rate (e.g. halve it) and run again"
+            )
+            self.error = NSTError(self.message)
+            raise _RunEnded
+        self._last_good_image = image_now
+        now_s = time.perf_counter()
+        row = {
+            "iteration": iteration,
+            **{name: losses.get(name, float("nan")) for name in LOSS_NAMES},
+            "alpha": _value(self.alpha),
+            "beta": _value(self.beta),
+            "seconds": now_s - self._step_start_s,
+        }
+        self.history.append(row)
+        for listener in self.listeners:
+            listener.on_iteration(self, row, image_now[0])
+        self._check_controls()
+        self._step_start_s = time.perf_counter()
+
+    def _check_controls(self) -> None:
+        """Wait while paused; end the loop if stop was pressed."""
+        self._running.wait()
+        if self._stop.is_set():
+            self.message = f"stopped at iteration {len(self.history)} of {self.iterations}"
+            raise _RunEnded
+
+    def _finish(self) -> None:
+        """Every listener's on_end, each guarded, and then wake wait(): it must never hang."""
+        try:
+            for listener in self.listeners:
+                try:
+                    listener.on_end(self, self._last_good_image[0])
+                except BaseException as err:  # never leave wait() hanging, whatever failed while finishing
+                    self.report_problem(err, f"failed while finishing: {type(err).__name__}: {err}")
+        finally:
+            self._finished.set()
+
+
+class _OneStepPerCall:
+    """A step function () -> costs as an optimiser: one call per iteration."""
+
+    def __init__(self, step: Callable[[], Mapping]):
+        self.step = step
+
+    def minimise(self, max_iterations: int, on_iteration: Callable[[Mapping], None]) -> None:
+        for _ in range(max_iterations):
+            on_iteration(self.step())
+
+
+def _value(variable) -> float:
+    return float("nan") if variable is None else float(variable.numpy())
