@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import sys
+import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 from nst.errors import NSTError
-from nst.images import image_size_for, load_image
-from nst.memory import check_memory
+from nst.images import image_size_for, load_image, write_atomically
+from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes, fitting_advice
 from nst.paths import NOTEBOOK_PATH, OUTPUT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.run_folder import make_run_dir
 from nst.settings import Settings, field_names
 
 KERNEL_LOG_NAME = "kernel.log"
+INTERRUPT_REPEAT_S = 2.0  # Ctrl-C is passed on to the kernel this often until the notebook ends
 _SET_BY_THE_COMMAND = ("content_path", "style_path", "output_root", "run_dir", "live_view")
 
 
@@ -40,8 +44,6 @@ def stylise(
 
     `parameters` are settings of the notebook's parameters cell (see nst.settings.Settings), already typed.
     """
-    import papermill
-
     parameters = dict(parameters or {})
     unknown = sorted(set(parameters) - set(field_names()))
     taken = sorted(set(parameters) & set(_SET_BY_THE_COMMAND))
@@ -56,43 +58,145 @@ def stylise(
     if settings.style_images:  # absolute paths, since the kernel runs in notebooks/
         absolute = tuple((str(Path(path).expanduser().absolute()), w) for path, w in settings.style_images)
         settings = dataclasses.replace(settings, style_images=absolute)
+    if settings.weights is not None:
+        settings = dataclasses.replace(settings, weights=str(Path(settings.weights).expanduser().absolute()))
     for path in (content_path, *(Path(p) for p, _ in settings.styles)):
         load_image(path, max_side_px=settings.max_side_px)  # fail in one line now, not after a kernel has started
-    check_memory(*image_size_for(content_path, settings.max_side_px), deepest_layer=settings.deepest_layer)
+    size_px = image_size_for(content_path, settings.max_side_px)
+    check_memory(*size_px, deepest_layer=settings.deepest_layer)
+    if settings.weights is not None and not Path(settings.weights).expanduser().exists():
+        raise NSTError(f"weights={settings.weights}: no such file or folder; pass a VGG-19 .h5 or .mat file, or None")
     run_dir = make_run_dir(output_root, label=f"{content_path.stem}+{style_path.stem}")
     plain = settings.asdict()  # tuples as lists: papermill would write a tuple as a string
     papermill_parameters = {name: plain[name] for name in parameters}
     papermill_parameters.update(
         content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False
     )
-    executed_path = run_dir / "notebook.ipynb"
-    log_path = run_dir / KERNEL_LOG_NAME
     print(f"Stylising {content_path.name} with {style_path.name}; writing to {run_dir}", flush=True)
-    interrupted = []
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))  # the kernel stops itself
+    _execute(notebook_path, run_dir, papermill_parameters, size_px, settings.deepest_layer)
+    return run_dir
+
+
+def _execute(notebook_path, run_dir: Path, parameters: dict, size_px: tuple[int, int], deepest_layer: str) -> None:
+    """papermill on the notebook; every way it can end becomes one line, and notebook.ipynb is complete or absent."""
+    import papermill
+    from nbclient.exceptions import DeadKernelError
+
+    partial_path = run_dir / ".notebook.ipynb.partial"  # papermill rewrites it after every cell
+    interrupted, kernels = [], []
+
+    finished = threading.Event()
+
+    def interrupt_the_kernel(*_):
+        """Ctrl-C: the kernel runs in its own session, so pass the interrupt on; its run stops and saves final.png.
+
+        An idle kernel ignores SIGINT, so it is sent again every INTERRUPT_REPEAT_S until a cell has taken it."""
+        if interrupted:
+            return
+        interrupted.append(True)
+        threading.Thread(target=keep_interrupting, daemon=True).start()
+
+    def keep_interrupting():
+        while not finished.is_set():
+            for manager in kernels:
+                with contextlib.suppress(OSError, TypeError, AttributeError):
+                    os.killpg(manager.provisioner.pgid, signal.SIGINT)
+            finished.wait(INTERRUPT_REPEAT_S)
+
+    previous_handler = signal.signal(signal.SIGINT, interrupt_the_kernel)
+    available_bytes = available_memory_bytes()
     try:
-        with _stderr_to(log_path):
+        with _stderr_to(run_dir / KERNEL_LOG_NAME), tempfile.TemporaryDirectory(prefix="nst-") as sockets_dir:
             papermill.execute_notebook(
                 str(notebook_path),
-                str(executed_path),
-                parameters=papermill_parameters,
+                str(partial_path),
+                parameters=parameters,
                 cwd=str(Path(notebook_path).parent),
                 progress_bar=False,
                 log_output=False,
                 stdout_file=sys.stdout,
                 stderr_file=sys.stderr,
+                kernel_manager_class=_ipc_kernel_manager(sockets_dir, kernels),
             )
     except papermill.PapermillExecutionError as err:
         if interrupted:
             raise Interrupted(_interrupted_line(run_dir)) from None
-        raise NSTError(
-            f"{err.ename}: {_first_line(err.evalue)} (the notebook as far as it ran: {executed_path})"
-        ) from None
+        executed = _publish(partial_path, run_dir)
+        raise NSTError(f"{err.ename}: {_first_line(err.evalue)} (the notebook as far as it ran: {executed})") from None
+    except DeadKernelError:
+        _publish(partial_path, run_dir)
+        raise NSTError(_dead_kernel_line(run_dir, size_px, deepest_layer, available_bytes)) from None
+    except OSError as err:  # the disk filled up (or the folder went away) while papermill wrote the notebook
+        raise NSTError(_write_failed_line(run_dir, err)) from None
     finally:
+        finished.set()
         signal.signal(signal.SIGINT, previous_handler)
+    _publish(partial_path, run_dir)
     if interrupted:
         raise Interrupted(_interrupted_line(run_dir))
-    return run_dir
+
+
+def _publish(partial_path: Path, run_dir: Path) -> Path | str:
+    """Move papermill's notebook to notebook.ipynb atomically if it is whole JSON; returns the path, or why not."""
+    final_path = run_dir / "notebook.ipynb"
+    try:
+        text = partial_path.read_bytes()
+        json.loads(text)
+        write_atomically(final_path, lambda file: file.write(text))
+    except (OSError, ValueError) as err:
+        return f"not saved ({getattr(err, 'strerror', None) or type(err).__name__})"
+    finally:
+        partial_path.unlink(missing_ok=True)
+    return final_path
+
+
+def _ipc_kernel_manager(sockets_dir: str, managers: list):
+    """A kernel manager whose kernel talks over Unix sockets in `sockets_dir` (no TCP, no unencrypted port).
+
+    Each manager made is appended to `managers`, so that Ctrl-C can reach its kernel."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", os.path.join(sockets_dir, "kernel"))
+            super().__init__(**kwargs)
+            managers.append(self)
+
+    return IPCKernelManager
+
+
+def _newest_image(run_dir: Path) -> Path | None:
+    """The newest complete image of the run: final.png, else latest.png, else the last snapshot (all atomic)."""
+    for name in ("final.png", "latest.png"):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    snapshots = sorted(run_dir.glob("iter_*.png"))
+    return snapshots[-1] if snapshots else None
+
+
+def _kept_line(run_dir: Path) -> str:
+    image = _newest_image(run_dir)
+    kept = f"the newest image is {image}" if image else "no image was saved yet"
+    metrics = run_dir / "metrics.csv"
+    return f"{kept}; {metrics} has every finished iteration" if metrics.exists() else kept
+
+
+def _dead_kernel_line(run_dir: Path, size_px: tuple[int, int], deepest_layer: str, available_bytes: int) -> str:
+    height_px, width_px = size_px
+    needed = estimate_memory_bytes(height_px, width_px, deepest_layer)
+    advice = fitting_advice(height_px, width_px, deepest_layer, int(available_bytes * 0.8))
+    return (
+        f"the kernel died, most likely killed for lack of memory ({width_px}×{height_px} px needs about "
+        f"{needed / 1e9:.1f} GB; {available_bytes / 1e9:.1f} GB was available); {_kept_line(run_dir)}; "
+        f"{advice}, and see {run_dir / KERNEL_LOG_NAME}"
+    )
+
+
+def _write_failed_line(run_dir: Path, err: OSError) -> str:
+    image = _newest_image(run_dir)
+    kept = f"the last good snapshot is {image}" if image else "no image was saved"
+    return f"cannot write to {run_dir} ({err.strerror or err}); {kept}; free some disk space and run again"
 
 
 def _interrupted_line(run_dir: Path) -> str:

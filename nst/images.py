@@ -6,10 +6,12 @@ refuses a batch in one line. Pillow's own (width, height) order stays inside the
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
 import secrets
+import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -132,22 +134,41 @@ def checked_max_side(max_side_px: int | None) -> int | None:
 
 
 def _existing_file(path: str | os.PathLike[str]) -> Path:
-    """`path` as an absolute Path to an existing file; ImageFileError saying where it looked otherwise."""
+    """`path` as an absolute Path to an existing regular file; ImageFileError saying what is there otherwise."""
     path = Path(path).expanduser().absolute()
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except OSError as error:
+        raise ImageFileError(_unusable_path_message(path, error)) from None
+    if stat.S_ISDIR(info.st_mode):
         raise ImageFileError(f"{path} is a folder, not an image file; pass the path of a .jpg or .png file inside it")
-    if not path.exists():
-        where = "that folder does not exist" if not path.parent.is_dir() else f"looked in {path.parent}"
-        sample = IMAGES_DIR / path.name
-        samples = ", ".join(p.name for p in sorted(IMAGES_DIR.glob("*.jpg")))
-        if sample.is_file():
-            hint = f"did you mean {sample}?"
-        elif samples:
-            hint = f"check the name, or use a sample from {IMAGES_DIR}: {samples}"
-        else:
-            hint = "check the name"
-        raise ImageFileError(f"Image file not found: {path} ({where}); {hint}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageFileError(f"{path} is not a regular file (a device, pipe or socket); pass a .jpg or .png file")
     return path
+
+
+def _unusable_path_message(path: Path, error: OSError) -> str:
+    """One line for a path whose file cannot even be looked at: missing, a link loop, a dangling link, no access."""
+    if error.errno == errno.ELOOP:
+        return f"{path} is a symbolic link loop (it points back to itself); pass the image file itself"
+    if error.errno == errno.EACCES:
+        return f"{path} cannot be reached (permission denied on a folder of its path); check the permissions"
+    if error.errno == errno.ENAMETOOLONG:
+        return f"{path.name[:40]}…: the file name is too long for this system; rename the file"
+    if path.is_symlink():
+        return f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; fix or remove the link"
+    if error.errno not in (errno.ENOENT, errno.ENOTDIR):
+        return f"{path} cannot be read ({error.strerror or error}); check the path"
+    where = "that folder does not exist" if not path.parent.is_dir() else f"looked in {path.parent}"
+    sample = IMAGES_DIR / path.name
+    samples = ", ".join(p.name for p in sorted(IMAGES_DIR.glob("*.jpg")))
+    if sample.is_file():
+        hint = f"did you mean {sample}?"
+    elif samples:
+        hint = f"check the name, or use a sample from {IMAGES_DIR}: {samples}"
+    else:
+        hint = "check the name"
+    return f"Image file not found: {path} ({where}); {hint}"
 
 
 def _open_image_file(path: Path) -> Image.Image:

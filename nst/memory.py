@@ -58,6 +58,14 @@ def check_memory(height_px: int, width_px: int, deepest_layer: str = "conv5_1", 
     needed = estimate_memory_bytes(height_px, width_px, deepest_layer)
     if needed <= available:
         return needed
+    raise NSTError(
+        f"{width_px}×{height_px} px through {deepest_layer} needs about {needed / 1e9:.1f} GB, but only "
+        f"{available / 1e9:.1f} GB is available; {fitting_advice(height_px, width_px, deepest_layer, available)}"
+    )
+
+
+def fitting_max_side(height_px: int, width_px: int, deepest_layer: str, available_bytes: int) -> int | None:
+    """The largest long side (a multiple of 16 px, aspect kept) whose estimate fits in `available_bytes`, or None."""
     long_side = max(height_px, width_px)
     fitting = long_side
     while (
@@ -65,15 +73,15 @@ def check_memory(height_px: int, width_px: int, deepest_layer: str = "conv5_1", 
         and estimate_memory_bytes(
             round(height_px * fitting / long_side), round(width_px * fitting / long_side), deepest_layer
         )
-        > available
+        > available_bytes
     ):
         fitting = int(fitting * 0.9)
-    advice = (
-        f"use max_side_px={fitting // 16 * 16} or less"
-        if fitting > MIN_SHORT_SIDE_PX
-        else "free some memory (even the smallest size does not fit)"
-    )
-    raise NSTError(
-        f"{width_px}×{height_px} px through {deepest_layer} needs about {needed / 1e9:.1f} GB, but only "
-        f"{available / 1e9:.1f} GB is available; {advice}"
-    )
+    return fitting // 16 * 16 if fitting > MIN_SHORT_SIDE_PX else None
+
+
+def fitting_advice(height_px: int, width_px: int, deepest_layer: str, available_bytes: int) -> str:
+    """'use max_side_px=N or less', or what to do when even the smallest size does not fit."""
+    fitting = fitting_max_side(height_px, width_px, deepest_layer, available_bytes)
+    if fitting is None:
+        return "free some memory (even the smallest size does not fit)"
+    return f"use max_side_px={fitting} or less"

@@ -17,6 +17,9 @@ import numpy as np
 from nst.errors import NSTError, OptimisationConverged
 
 LOSS_NAMES = ("total", "content", "style")  # the scalars a step returns, in this order of display
+# A cost this many times the best so far (at the current α and β) is a blow-up, not noise: the step is too large.
+# Measured at 64 px: Adam at learning rate 1 or more jumps 27× in one step; at 0.05 it never rises 2× above its best.
+BLOW_UP_FACTOR = 10.0
 
 
 class RunListener:
@@ -62,6 +65,7 @@ class StyleTransferRun:
         display_every: int = 10,
         params: Mapping | None = None,
         listeners: Sequence[RunListener] | None = None,
+        learning_rate: float | None = None,
     ):
         if int(iterations) < 0:
             raise ValueError(f"iterations={iterations}: must be 0 or more")
@@ -70,6 +74,7 @@ class StyleTransferRun:
         self.iterations = int(iterations)
         self.alpha = alpha  # tf.Variable read by the step, or None
         self.beta = beta
+        self.learning_rate = learning_rate  # named in the message when the cost diverges
         if listeners is None:
             from nst.live_view import LiveView, ProgressBar
             from nst.run_folder import RunFolder
@@ -111,7 +116,7 @@ class StyleTransferRun:
             self._finished.wait(timeout_s)
         except KeyboardInterrupt:
             self.stop()
-            self._finished.wait()  # an Event, not Thread.join: a join cut short by Ctrl-C can report a live thread dead
+            self._wait_for_the_end()
             print(f"Interrupted: {self.message}")
             raise
         if self.error is not None and self._finished.is_set():
@@ -134,12 +139,21 @@ class StyleTransferRun:
                 await asyncio.sleep(poll_s)
         except (KeyboardInterrupt, asyncio.CancelledError):  # ipykernel turns an interrupt into a cancellation
             self.stop()
-            self._finished.wait()
+            self._wait_for_the_end()
             print(f"Interrupted: {self.message}")
             raise
         if self.error is not None:
             raise self.error
         return self
+
+    def _wait_for_the_end(self) -> None:
+        """After stop(): wait until final.png is saved, whatever further interrupts arrive meanwhile."""
+        while True:
+            try:
+                self._finished.wait()  # an Event, not Thread.join: a join cut short by Ctrl-C can lie
+                return
+            except KeyboardInterrupt:
+                continue
 
     def pause(self) -> None:
         """Pause after the current iteration."""
@@ -225,14 +239,11 @@ class StyleTransferRun:
         losses = {name: float(value) for name, value in costs.items()}
         image_now = self.image.numpy()
         iteration = len(self.history) + 1
-        bad_cost = not all(math.isfinite(v) for v in losses.values())
-        if bad_cost or not np.isfinite(image_now).all():
+        what = self._divergence(losses, image_now)
+        if what:
             self.image.assign(self._last_good_image)
-            what = f"the cost became {losses['total']}" if bad_cost else "the image's pixels became NaN"
-            self.message = (
-                f"{what} at iteration {iteration}: restored the image from iteration {iteration - 1}; "
-                "lower learning_rate (e.g. halve it) and run again"
-            )
+            self.message = f"{what} at iteration {iteration}: restored the image from iteration {iteration - 1}; "
+            self.message += self._divergence_fix(losses)
             self.error = NSTError(self.message)
             raise _RunEnded
         self._last_good_image = image_now
@@ -249,6 +260,32 @@ class StyleTransferRun:
             listener.on_iteration(self, row, image_now[0])
         self._check_controls()
         self._step_start_s = time.perf_counter()
+
+    def _divergence(self, losses: Mapping, image_now) -> str:
+        """What went wrong, if the cost is NaN or infinite, the pixels NaN, or the cost blew up; else ''."""
+        if not all(math.isfinite(v) for v in losses.values()):
+            return f"the cost became {losses['total']}"
+        if not np.isfinite(image_now).all():
+            return "the image's pixels became NaN"
+        if self.alpha is None or self.beta is None or not self.history or "content" not in losses:
+            return ""
+        alpha, beta = _value(self.alpha), _value(self.beta)
+        weighted = alpha * losses["content"] + beta * losses["style"]
+        best = min(alpha * row["content"] + beta * row["style"] for row in self.history)  # at today's α and β
+        if best > 0 and weighted > BLOW_UP_FACTOR * best:
+            return f"the cost blew up from {best:.3g} to {weighted:.3g}"
+        return ""
+
+    def _divergence_fix(self, losses: Mapping) -> str:
+        """The fix: a smaller learning rate, or smaller weights where α·J or β·J overflowed float32."""
+        parts = [losses.get(name, 0.0) for name in ("content", "style")]
+        if all(math.isfinite(v) for v in parts) and not math.isfinite(losses["total"]):
+            return (
+                f"alpha={_value(self.alpha):g} and beta={_value(self.beta):g} overflow float32 in the total cost; "
+                "use weights below 1e12 and run again"
+            )
+        now = "" if self.learning_rate is None else f"now {self.learning_rate:g}, "
+        return f"lower learning_rate ({now}e.g. halve it) and run again"
 
     def _check_controls(self) -> None:
         """Wait while paused; end the loop if stop was pressed."""

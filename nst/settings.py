@@ -22,6 +22,7 @@ from nst.paths import OUTPUT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.vgg19 import MIN_SHORT_SIDE_PX, vgg19_layer_names
 
 PRESERVE_COLOURS_MODES = (None, "luminance", "histogram")
+MAX_COST_WEIGHT = 1e12  # far above any useful α or β (the sliders end at 1e5), far below float32 overflow (3.4e38)
 MAX_ITERATIONS = 100_000  # far beyond any useful run (the picture stops changing within a few hundred)
 DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
 _STYLE_IMAGES_EXAMPLE = "e.g. style_images=[('style_a.jpg', 0.7), ('style_b.jpg', 0.3)]"
@@ -142,6 +143,11 @@ def _check(s: Settings) -> None:
     for name, value in (("alpha", s.alpha), ("beta", s.beta)):
         if not (is_real(value) and math.isfinite(value) and value >= 0):
             raise SettingsError(f"{name}={value!r}: the cost weights α and β must be finite numbers ≥ 0")
+        if value > MAX_COST_WEIGHT:
+            raise SettingsError(
+                f"{name}={value!r}: at most {MAX_COST_WEIGHT:g}, or the weighted cost overflows float32; "
+                "only the ratio of alpha and beta matters"
+            )
     if s.alpha == 0 and s.beta == 0:
         raise SettingsError("alpha=0 and beta=0: with both weights 0 there is nothing to optimise; make one positive")
     if s.content_layer not in valid:
