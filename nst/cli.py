@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from nst import batch, video_cli
 from nst.errors import NSTError
 from nst.paths import OUTPUT_DIR, PRETRAINED_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.sources import WEIGHTS_SOURCES
@@ -48,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         help="stylise a photo headless: runs the notebook with papermill into a new output/ folder",
         description="Run the notebook top to bottom on your images; each run gets a new folder under output/.",
     )
-    stylise_parser.add_argument("--content", type=Path, default=SAMPLE_CONTENT_PATH, help="the photo to repaint")
+    stylise_parser.add_argument(
+        "--content", default=str(SAMPLE_CONTENT_PATH), help="the photo to repaint (or a folder, or a glob: see batch)"
+    )
     stylise_parser.add_argument("--style", type=Path, default=SAMPLE_STYLE_PATH, help="the image whose style to use")
     stylise_parser.add_argument(
         "-p",
@@ -60,7 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         help="set a parameter of the notebook's parameters cell, e.g. -p iterations 40 -p max_side_px 512",
     )
     stylise_parser.add_argument("--output-root", type=Path, default=OUTPUT_DIR, help="where run folders go")
-    stylise_parser.set_defaults(run=_stylise_command)
+    batch.add_arguments(stylise_parser)
+    stylise_parser.set_defaults(run=batch.stylise_command)
+
+    video_parser = commands.add_parser(
+        "video",
+        help="stylise a video (or a folder of frames) frame by frame, steadily: runs notebook 02 headless",
+        description="Frame-consistent style transfer (Ruder et al., 2016); each run gets a new folder under output/.",
+    )
+    video_cli.add_arguments(video_parser)
+    video_parser.set_defaults(run=video_cli.video_command)
 
     args = parser.parse_args(argv)
     try:
@@ -82,16 +94,4 @@ def _download_command(args: argparse.Namespace) -> int:
         print("Next: load_vgg_model() will now use them.")
     else:
         print(f"Next: load_vgg_model() looks only in {PRETRAINED_DIR}: move the file there, keeping its name.")
-    return 0
-
-
-def _stylise_command(args: argparse.Namespace) -> int:
-    """`stylise [--content PATH] [--style PATH] [-p NAME VALUE]...`: run the notebook headless, say where it wrote."""
-    from nst.headless import stylise
-    from nst.settings import parse_setting
-
-    parameters = {name: parse_setting(name, value) for name, value in args.parameter}
-    run_dir = stylise(args.content, args.style, parameters, output_root=args.output_root)
-    print(f"Done. Final image: {run_dir / 'final.png'}")
-    print(f"      Executed notebook: {run_dir / 'notebook.ipynb'}; snapshots and metrics.csv are beside it.")
     return 0

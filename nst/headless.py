@@ -73,12 +73,19 @@ def stylise(
         content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False
     )
     print(f"Stylising {content_path.name} with {style_path.name}; writing to {run_dir}", flush=True)
-    _execute(notebook_path, run_dir, papermill_parameters, size_px, settings.deepest_layer)
+    execute_notebook(notebook_path, run_dir, papermill_parameters, size_px, settings.deepest_layer)
     return run_dir
 
 
-def _execute(notebook_path, run_dir: Path, parameters: dict, size_px: tuple[int, int], deepest_layer: str) -> None:
-    """papermill on the notebook; every way it can end becomes one line, and notebook.ipynb is complete or absent."""
+def execute_notebook(
+    notebook_path, run_dir: Path, parameters: dict, size_px: tuple[int, int], deepest_layer: str
+) -> None:
+    """papermill on `notebook_path` into `run_dir`; every way it can end becomes one line (NSTError, Interrupted).
+
+    notebook.ipynb is complete or absent; the kernel talks over IPC, its stderr goes to kernel.log; Ctrl-C reaches
+    the kernel, whose run stops after its iteration and saves; a dead kernel is explained with the memory that
+    `size_px` (height_px, width_px) through `deepest_layer` needs.
+    """
     import papermill
     from nbclient.exceptions import DeadKernelError
 
