@@ -42,6 +42,7 @@ def fit_to_max_side(height_px: int, width_px: int, max_side_px: int | None) -> t
     """
     if max_side_px is None:
         return height_px, width_px
+    max_side_px = checked_max_side(max_side_px)
     long_px, short_px = max(width_px, height_px), min(width_px, height_px)
     scaled_short_px = max(1, (2 * max_side_px * short_px + long_px) // (2 * long_px))  # exact integer rounding
     return (scaled_short_px, max_side_px) if width_px >= height_px else (max_side_px, scaled_short_px)
@@ -53,6 +54,10 @@ def resize_image(image_rgb01, height_px: int, width_px: int) -> np.ndarray:
     The one resizer: loading, style scale, coarse to fine (both ways) and thumbnails all use it.
     """
     pixels = as_rgb_image(image_rgb01, "image_rgb01")
+    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in (height_px, width_px)):
+        raise ValueError(
+            f"resize_image: height_px={height_px!r} and width_px={width_px!r} must be whole numbers of pixels ≥ 1"
+        )
     return _resized_rgb01(pixels, (int(width_px), int(height_px)))
 
 

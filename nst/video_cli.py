@@ -1,16 +1,124 @@
-"""`python nst_utils.py video`: notebook 02 executed headless on a clip. No TensorFlow in this process."""
+"""`python nst_utils.py video`: notebook 02 executed headless on a clip. No TensorFlow in this process.
+
+The settings, the style image, the clip and the memory are checked here before a kernel starts, so a refused run
+makes no folder. The kernel writes frames/, metrics.csv, params.json, out.mp4 and preview.gif into the run folder.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from nst.errors import NSTError
+from nst.paths import OUTPUT_DIR, SAMPLE_STYLE_PATH
+
+_SET_BY_THE_COMMAND = ("input_path", "style_path", "output_root", "run_dir", "resume", "live_view")
+
+
+class Interrupted(NSTError):
+    """Ctrl-C during a video run: every finished frame is kept, and --resume continues after the last one."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The video command's options."""
+    from nst.video_settings import SAMPLE_CLIP_PATH
+
+    parser.add_argument(
+        "--input", type=Path, default=SAMPLE_CLIP_PATH, help="a video file, or a folder of frames named in order"
+    )
+    parser.add_argument("--style", type=Path, default=SAMPLE_STYLE_PATH, help="the image whose style to use")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of notebook 02's parameters cell, e.g. -p gamma 0 -p max_frames 12",
+    )
+    parser.add_argument("--output-root", type=Path, default=OUTPUT_DIR, help="where run folders go")
+    parser.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue that run after its last finished frame"
+    )
 
 
 def video_command(args: argparse.Namespace) -> int:
-    """Stylise a clip frame by frame."""
-    raise NSTError("the video command is not built yet")
+    """Stylise a clip frame by frame; say where the video and the frames are."""
+    from nst.video_settings import parse_video_setting
+
+    parameters = {name: parse_video_setting(name, value) for name, value in args.parameter}
+    run_dir = stylise_video(args.input, args.style, parameters, args.output_root, args.resume)
+    print(f"Done. Video: {run_dir / 'out.mp4'} (preview: {run_dir / 'preview.gif'})")
+    print(f"      Frames in {run_dir / 'frames'}; metrics.csv (one row per frame) and notebook.ipynb beside them.")
+    return 0
+
+
+def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_DIR, resume_dir=None) -> Path:
+    """Check everything, then run notebook 02 headless into a new run folder (or `resume_dir`); returns it."""
+    from nst.headless import Interrupted as KernelInterrupted
+    from nst.headless import execute_notebook
+    from nst.images import load_image
+    from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes
+    from nst.run_folder import make_run_dir
+    from nst.video_io import check_clip_memory, clip_size_px, probe_clip
+    from nst.video_settings import VIDEO_NOTEBOOK_PATH, VideoSettings
+
+    taken = sorted(set(parameters) & set(_SET_BY_THE_COMMAND))
+    if taken:
+        raise NSTError(f"{', '.join(taken)}: set by the command itself; use --input, --style, --output-root, --resume")
+    input_path, style_path = (Path(p).expanduser().absolute() for p in (input_path, style_path))
+    settings = VideoSettings(input_path=str(input_path), style_path=str(style_path), **parameters)
+    if settings.weights is not None and not Path(settings.weights).expanduser().exists():
+        raise NSTError(f"weights={settings.weights}: no such file; pass a VGG-19 .h5 or .mat file, or None")
+    load_image(style_path, max_side_px=settings.max_side_px)  # one line now, not after a kernel has started
+    clip = probe_clip(input_path)
+    size_px = clip_size_px(clip, settings.max_side_px)
+    check_memory(*size_px, deepest_layer=settings.deepest_layer)
+    n_frames = min(clip.n_frames, settings.max_frames or clip.n_frames)
+    model_bytes = estimate_memory_bytes(*size_px, settings.deepest_layer)
+    check_clip_memory(clip, n_frames, size_px, model_bytes, available_memory_bytes())
+    if resume_dir is not None:
+        run_dir = _resumable(Path(resume_dir).expanduser().absolute(), settings, parameters)
+    else:
+        run_dir = make_run_dir(output_root, label=f"{input_path.stem}+{style_path.stem}")
+    plain = settings.asdict()
+    papermill_parameters = {name: plain[name] for name in parameters}
+    papermill_parameters.update(
+        input_path=str(input_path),
+        style_path=str(style_path),
+        run_dir=str(run_dir),
+        resume=resume_dir is not None,
+        live_view=False,
+    )
+    verb = "Resuming" if resume_dir is not None else "Stylising"
+    print(f"{verb} {input_path.name} ({n_frames} frames) with {style_path.name}; writing to {run_dir}", flush=True)
+    try:
+        execute_notebook(VIDEO_NOTEBOOK_PATH, run_dir, papermill_parameters, size_px, settings.deepest_layer)
+    except KernelInterrupted:
+        raise Interrupted(_interrupted_line(run_dir, input_path, style_path, parameters)) from None
+    return run_dir
+
+
+def _resumable(run_dir: Path, settings, parameters: dict) -> Path:
+    """`run_dir` if it is a video run started with these settings; NSTError naming the difference otherwise."""
+    from nst.video_io import check_same_settings
+
+    params_path = run_dir / "params.json"
+    if not params_path.is_file():
+        raise NSTError(f"--resume {run_dir}: no params.json there, so no video run to continue; pass a run folder")
+    first = json.loads(params_path.read_text())
+    now = {**settings.asdict(), "weights": first.get("weights")}  # the kernel records the weights it found
+    check_same_settings(first, now, run_dir)
+    return run_dir
+
+
+def _interrupted_line(run_dir: Path, input_path: Path, style_path: Path, parameters: dict) -> str:
+    from nst.video_io import VideoRunFolder
+
+    finished = VideoRunFolder(run_dir).finished_frames()
+    options = "".join(f" -p {name} {value!r}" for name, value in parameters.items())
+    return (
+        f"interrupted: {finished} finished frames kept in {run_dir / 'frames'}; continue with: python nst_utils.py "
+        f"video --input {input_path} --style {style_path}{options} --resume {run_dir}"
+    )
