@@ -55,7 +55,8 @@ many images:
   OUTPUT_ROOT/batch-<content>+<style>-<hash of the settings>, so the same command finds it again.
   Run the same command again to resume: finished runs (final.png and finished.json in their folder) are skipped,
   failed ones are run again in a new run folder beside the old one. At the end a table of every run is printed
-  and written as batch.csv (image, swept values, status, final cost, seconds, folder, error).
+  and written as batch.csv (image, swept values, status, final cost, seconds, folder, error). A run's own
+  progress lines go to stdout.log in its run folder; one progress bar counts the runs.
 sweeps:
   --sweep alpha=1,10,100 --sweep beta=10,100 runs every combination on each image (at most two settings: the rows
   and columns of grid.png, written per image beside its runs). Any setting of -p can be swept; every combination
@@ -154,11 +155,11 @@ def stylise_command(args: argparse.Namespace) -> int:
     is_single_image = not (Path(content).expanduser().is_dir() or _is_glob(content))
     if is_single_image and not (args.sweep or args.batch_dir or args.scheduler):
         return _single_run(content, args.style, parameters, args.output_root)
-    from nst.headless import _SET_BY_THE_COMMAND
+    from nst.headless import SET_BY_THE_COMMAND
 
     sweeps = [parse_sweep(text) for text in args.sweep]
-    check_sweeps(sweeps, list(parameters), _SET_BY_THE_COMMAND)
-    taken = sorted(set(parameters) & set(_SET_BY_THE_COMMAND))
+    check_sweeps(sweeps, list(parameters), SET_BY_THE_COMMAND)
+    taken = sorted(set(parameters) & set(SET_BY_THE_COMMAND))
     if taken:
         raise SettingsError(f"{', '.join(taken)}: set by the command itself; use --content, --style and --output-root")
     images = expand_content(content)
@@ -168,8 +169,12 @@ def stylise_command(args: argparse.Namespace) -> int:
     description = batch_description(content, style_path, parameters, sweeps)
     batch_dir = Path(args.batch_dir or default_batch_dir(args.output_root, content, style_path, description))
     batch_dir = batch_dir.expanduser().absolute()
-    batch_id = open_batch_dir(batch_dir, description)
-    return run_batch(specs, batch_dir, sweeps, args.scheduler, batch_id)
+    if not args.scheduler:
+        return run_batch(specs, batch_dir, sweeps, open_batch_dir(batch_dir, description))
+    from nst.cluster import connect
+
+    with connect(args.scheduler) as client:  # before any folder is made: an unreachable scheduler is one line
+        return run_batch(specs, batch_dir, sweeps, open_batch_dir(batch_dir, description), client)
 
 
 def _single_run(content: str, style, parameters: dict, output_root) -> int:
@@ -369,8 +374,9 @@ def _final_cost(run_dir: Path) -> float | None:
         return None
 
 
-def run_batch(specs: Sequence[RunSpec], batch_dir: Path, sweeps: Sequence[Sweep], scheduler, batch_id: str) -> int:
-    """Run what is not finished yet (in this process, or on the Dask scheduler), then the table, grids and errors."""
+def run_batch(specs: Sequence[RunSpec], batch_dir: Path, sweeps: Sequence[Sweep], batch_id: str, client=None) -> int:
+    """Run what is not finished yet (in this process, or with a Dask `client` on its cluster); then the table, the
+    grids and the errors. Returns the exit status: 0 when every run finished, 1 when some failed."""
     from tqdm import tqdm
 
     results: dict[str, RunResult] = {spec.key: RunResult(spec, "not run") for spec in specs}
@@ -381,9 +387,10 @@ def run_batch(specs: Sequence[RunSpec], batch_dir: Path, sweeps: Sequence[Sweep]
             results[spec.key] = skipped_result(spec, done_dir)
         else:
             pending.append(spec)
-    where = f"on {scheduler}" if scheduler else "here, one at a time"
+    where = f"on the Dask cluster at {client.scheduler.address}" if client else "here, one at a time"
     print(f"Batch folder: {batch_dir}")
-    print(f"{len(specs)} runs: {len(specs) - len(pending)} finished before, {len(pending)} to run {where}", flush=True)
+    runs = f"{len(specs)} run" + ("s" if len(specs) != 1 else "")
+    print(f"{runs}: {len(specs) - len(pending)} finished before, {len(pending)} to run {where}", flush=True)
     bar = tqdm(total=len(specs), initial=len(specs) - len(pending), unit="run", desc="batch", file=sys.stderr)
 
     def record(result: RunResult) -> None:
@@ -393,10 +400,10 @@ def run_batch(specs: Sequence[RunSpec], batch_dir: Path, sweeps: Sequence[Sweep]
         write_batch_csv(batch_dir, list(results.values()), sweeps)
 
     try:
-        if scheduler and pending:
+        if client is not None:
             from nst.cluster import run_on_cluster
 
-            run_on_cluster(scheduler, pending, batch_dir, batch_id, record)
+            run_on_cluster(client, pending, batch_dir, batch_id, record)
         else:
             _run_here(pending, batch_dir, record, bar)
     finally:

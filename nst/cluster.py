@@ -6,7 +6,8 @@ would take the worker's own log with it. One run already uses every core, so sta
 
 Where a run folder goes: a worker that sees the batch folder (shared storage: its batch.json holds this batch's id)
 writes it there directly; any other worker writes to a scratch folder and sends the folder's files back, and this
-process writes them into the batch folder. The two images travel with the task, so workers need not see them.
+process writes them into the batch folder. The two images travel with the task, so workers need not see them; other
+files that settings name (weights, style_images) must exist on the workers.
 
 A lost worker: the scheduler gives its task to another worker, up to distributed.scheduler.allowed-failures times
 (Dask's default: 3); then the run is reported failed (KilledWorker), never dropped. A task that raises (a problem of
@@ -40,13 +41,15 @@ KILL_ONCE_ENV = "NST_TEST_KILL_WORKER_ONCE"  # tests only: see the module's docs
 _RESULT_PREFIX = "nst-run-result: "  # the line of the run's process that carries its result
 
 
-def run_on_cluster(
-    address: str, specs: Sequence[RunSpec], batch_dir: Path, batch_id: str, record: Callable[[RunResult], None]
-) -> None:
-    """Submit one task per spec to the scheduler at `address`; `record` each RunResult as it comes back.
-
-    Ctrl-C cancels the tasks still queued or running and is raised."""
-    distributed = _import_distributed()
+def connect(address: str):
+    """A distributed.Client of the scheduler at `address`, or NSTError in one line (no Dask, no answer)."""
+    try:
+        import distributed
+    except ImportError:
+        raise NSTError(
+            "--scheduler needs Dask distributed, an optional extra: pip install -e '.[cluster]' "
+            "(or run without --scheduler, in this process)"
+        ) from None
     try:
         client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as err:
@@ -54,9 +57,20 @@ def run_on_cluster(
             f"cannot reach the Dask scheduler at {address} ({one_line(err)}); start one with `dask scheduler`, "
             "or check the address and port"
         ) from None
+    _warn_about_threads(client)
+    return client
+
+
+def run_on_cluster(
+    client, specs: Sequence[RunSpec], batch_dir: Path, batch_id: str, record: Callable[[RunResult], None]
+) -> None:
+    """Submit one task per spec through the distributed.Client; `record` each RunResult as it comes back.
+
+    Ctrl-C cancels the tasks still queued or running and is raised."""
+    import distributed
+
     futures = {}
     try:
-        _warn_about_threads(client)
         for spec in specs:
             try:
                 payload = _payload(spec, batch_dir, batch_id)
@@ -70,19 +84,6 @@ def run_on_cluster(
     except KeyboardInterrupt:
         client.cancel(list(futures))
         raise
-    finally:
-        client.close()
-
-
-def _import_distributed():
-    try:
-        import distributed
-    except ImportError:
-        raise NSTError(
-            "--scheduler needs Dask distributed, an optional extra: pip install -e '.[cluster]' "
-            "(or run without --scheduler, in this process)"
-        ) from None
-    return distributed
 
 
 def _warn_about_threads(client) -> None:

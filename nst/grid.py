@@ -110,49 +110,59 @@ def write_grid(
     """Write grid.png atomically: image_paths[row][column] (None: a grey "no image" cell) under their labels.
 
     `row_labels` go down the left (an empty list: a single unlabelled row), `column_labels` across the top, and
-    `title` above them. Each image is fitted into a square of `cell_side_px`. Returns the path written.
+    `title` above them. Each image is fitted into a square of `cell_side_px`; the cells are as large as the largest
+    image. Returns the path written.
     """
     font = _font(max(12, cell_side_px // 14))
+    thumbnails = [[_thumbnail(image_path, cell_side_px) for image_path in paths] for paths in image_paths]
+    present = [thumbnail for row in thumbnails for thumbnail in row if thumbnail is not None]
+    cell_wh = (
+        max((t.width for t in present), default=cell_side_px),
+        max((t.height for t in present), default=cell_side_px),
+    )
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     line_px = _text_size(probe, "Ag", font)[1] + 8
     label_width_px = max((_text_size(probe, label, font)[0] for label in row_labels), default=0)
     left_px = label_width_px + 2 * GRID_GAP_PX if row_labels else 0
     top_px = (line_px if title else 0) + line_px
-    rows, columns = len(image_paths), len(column_labels)
-    step_px = cell_side_px + GRID_GAP_PX
-    sheet = Image.new(
-        "RGB", (left_px + GRID_GAP_PX + columns * step_px, top_px + GRID_GAP_PX + rows * step_px), "white"
+    step_wh = (cell_wh[0] + GRID_GAP_PX, cell_wh[1] + GRID_GAP_PX)
+    size_wh = (
+        left_px + GRID_GAP_PX + len(column_labels) * step_wh[0],
+        top_px + GRID_GAP_PX + len(thumbnails) * step_wh[1],
     )
+    sheet = Image.new("RGB", size_wh, "white")
     draw = ImageDraw.Draw(sheet)
     if title:
         _centred_text(draw, (0, 0, sheet.width, line_px), title, font)
     for column, label in enumerate(column_labels):
-        x_px = left_px + GRID_GAP_PX + column * step_px
-        _centred_text(draw, (x_px, top_px - line_px, x_px + cell_side_px, top_px), label, font)
-    for row, paths in enumerate(image_paths):
-        y_px = top_px + GRID_GAP_PX + row * step_px
+        x_px = left_px + GRID_GAP_PX + column * step_wh[0]
+        _centred_text(draw, (x_px, top_px - line_px, x_px + cell_wh[0], top_px), label, font)
+    for row, row_thumbnails in enumerate(thumbnails):
+        y_px = top_px + GRID_GAP_PX + row * step_wh[1]
         if row_labels:
-            _centred_text(draw, (0, y_px, left_px, y_px + cell_side_px), row_labels[row], font)
-        for column, image_path in enumerate(paths):
-            x_px = left_px + GRID_GAP_PX + column * step_px
-            cell = _cell(image_path, cell_side_px, font)
-            sheet.paste(cell, (x_px + (cell_side_px - cell.width) // 2, y_px + (cell_side_px - cell.height) // 2))
+            _centred_text(draw, (0, y_px, left_px, y_px + cell_wh[1]), row_labels[row], font)
+        for column, thumbnail in enumerate(row_thumbnails):
+            x_px = left_px + GRID_GAP_PX + column * step_wh[0]
+            if thumbnail is None:
+                draw.rectangle((x_px, y_px, x_px + cell_wh[0] - 1, y_px + cell_wh[1] - 1), fill=_MISSING_CELL_RGB)
+                _centred_text(draw, (x_px, y_px, x_px + cell_wh[0], y_px + cell_wh[1]), "no image", font)
+            else:
+                offset = ((cell_wh[0] - thumbnail.width) // 2, (cell_wh[1] - thumbnail.height) // 2)
+                sheet.paste(thumbnail, (x_px + offset[0], y_px + offset[1]))
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG")
     return write_atomically(Path(path), lambda file: file.write(buffer.getvalue()))
 
 
-def _cell(image_path, side_px: int, font) -> Image.Image:
-    """The image fitted into a side_px square, or a grey square saying there is none (failed, or not run yet)."""
-    if image_path is not None:
-        try:
-            with Image.open(image_path) as image:
-                return ImageOps.contain(image.convert("RGB"), (side_px, side_px), Image.Resampling.LANCZOS)
-        except (OSError, ValueError):
-            pass
-    cell = Image.new("RGB", (side_px, side_px), _MISSING_CELL_RGB)
-    _centred_text(ImageDraw.Draw(cell), (0, 0, side_px, side_px), "no image", font)
-    return cell
+def _thumbnail(image_path, side_px: int) -> Image.Image | None:
+    """The image fitted into a side_px square (scaled up or down), or None: no path, or not a readable image."""
+    if image_path is None:
+        return None
+    try:
+        with Image.open(image_path) as image:
+            return ImageOps.contain(image.convert("RGB"), (side_px, side_px), Image.Resampling.LANCZOS)
+    except (OSError, ValueError):
+        return None
 
 
 def _font(size_px: int):

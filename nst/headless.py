@@ -26,7 +26,7 @@ from nst.settings import Settings, field_names
 
 KERNEL_LOG_NAME = "kernel.log"
 INTERRUPT_REPEAT_S = 2.0  # Ctrl-C is passed on to the kernel this often until the notebook ends
-_SET_BY_THE_COMMAND = ("content_path", "style_path", "output_root", "run_dir", "live_view")
+SET_BY_THE_COMMAND = ("content_path", "style_path", "output_root", "run_dir", "live_view")
 
 
 class Interrupted(NSTError):
@@ -46,7 +46,7 @@ def stylise(
     """
     parameters = dict(parameters or {})
     unknown = sorted(set(parameters) - set(field_names()))
-    taken = sorted(set(parameters) & set(_SET_BY_THE_COMMAND))
+    taken = sorted(set(parameters) & set(SET_BY_THE_COMMAND))
     if unknown:
         raise NSTError(
             f"unknown parameter {', '.join(unknown)}; the notebook's parameters are {', '.join(field_names())}"
