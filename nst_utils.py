@@ -2,12 +2,12 @@
 
     paths         SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH, OUTPUT_DIR, NSTError
     settings      Settings: every setting, its default and its check (nst.settings)
-    images        load_image, save_image, resize_image, fit_to_max_side, style_max_side (nst.images)
+    images        load_image, load_style_image, save_image, resize_image, fit_to_max_side, style_max_side
     starting      initial_image, INITIAL_IMAGE_KINDS (nst.initial)
     colour        transfer_luminance_only, match_colour_histogram (nst.colour)
     model         load_vgg_model, choose_precision, vgg19_layer_names (nst.model, nst.vgg19)
     memory        check_memory (nst.memory)
-    runs          StyleTransferRun, make_run_dir (nst.run, nst.run_folder)
+    runs          StyleTransferRun, make_run_dir, RunFolder (nst.run, nst.run_folder)
     optimisers    LBFGS, coarse_sizes (nst.optimisers)
     checks        check_close, below: what the notebook's check cells call
 
@@ -31,14 +31,14 @@ _EXPORTS = {
     "nst.paths": ("SAMPLE_CONTENT_PATH", "SAMPLE_STYLE_PATH", "OUTPUT_DIR", "IMAGES_DIR"),
     "nst.errors": ("NSTError",),
     "nst.settings": ("Settings",),
-    "nst.images": ("load_image", "save_image", "resize_image", "fit_to_max_side", "style_max_side"),
+    "nst.images": ("load_image", "load_style_image", "save_image", "resize_image", "fit_to_max_side", "style_max_side"),
     "nst.initial": ("initial_image", "INITIAL_IMAGE_KINDS"),
     "nst.colour": ("transfer_luminance_only", "match_colour_histogram"),
     "nst.model": ("load_vgg_model", "choose_precision"),
     "nst.vgg19": ("vgg19_layer_names",),
     "nst.memory": ("check_memory",),
     "nst.run": ("StyleTransferRun",),
-    "nst.run_folder": ("make_run_dir",),
+    "nst.run_folder": ("make_run_dir", "RunFolder"),
     "nst.optimisers": ("LBFGS", "coarse_sizes"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

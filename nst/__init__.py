@@ -5,7 +5,7 @@ vgg19               VGG-19's layer names and mean pixel (no TensorFlow)
 sources, download   the published weights files; the resumable, verified downloader (no TensorFlow)
 weights             reading the Keras .h5 and both MatConvNet .mat releases, and random features (no TensorFlow)
 model_options       the precisions, poolings and optimisers a run may choose (no TensorFlow)
-model               load_vgg_model: the frozen feature extractor, in fp32 or bf16, optionally recomputing
+model               load_vgg_model: the frozen feature extractor, in fp32 or bf16
 memory              the memory estimate and check (no TensorFlow)
 images              load, save and resize (H, W, 3) float32 RGB images in [0, 1]; sizes are (height_px, width_px)
 initial             the images an optimisation starts from

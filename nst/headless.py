@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nst.errors import NSTError
-from nst.images import image_size_for, load_image, write_atomically
+from nst.images import image_size_for, load_image, load_style_image, write_atomically
 from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes, fitting_advice
 from nst.paths import NOTEBOOK_PATH, OUTPUT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.run_folder import make_run_dir
@@ -60,8 +60,9 @@ def stylise(
         settings = dataclasses.replace(settings, style_images=absolute)
     if settings.weights is not None:
         settings = dataclasses.replace(settings, weights=str(Path(settings.weights).expanduser().absolute()))
-    for path in (content_path, *(Path(p) for p, _ in settings.styles)):
-        load_image(path, max_side_px=settings.max_side_px)  # fail in one line now, not after a kernel has started
+    load_image(content_path, max_side_px=settings.max_side_px)  # fail in one line now, not after a kernel started
+    for path, _ in settings.styles:
+        load_style_image(path, settings.max_side_px, settings.style_scale)
     size_px = image_size_for(content_path, settings.max_side_px)
     check_memory(*size_px, deepest_layer=settings.deepest_layer)
     if settings.weights is not None and not Path(settings.weights).expanduser().exists():

@@ -331,9 +331,11 @@ def png_bytes(image_rgb01) -> bytes:
     return buffer.getvalue()
 
 
-def style_max_side(max_side_px: int, style_scale: float) -> int:
-    """The longer side, in px, to load the style image at: `style_scale` times the content's, at least 32 px.
+def style_max_side(max_side_px: int, style_scale: float, style_size_px: tuple[int, int] | None = None) -> int:
+    """The longer side, in px, to load the style image at: `style_scale` times the content's.
 
+    Never so small that VGG's shorter-side minimum (32 px) is lost: given the style's own (height_px, width_px),
+    the long side is at least what keeps its short side at 32 px; without it, at least 32 px.
     The Grams see the style at this size: below 1 its brush strokes come out smaller in the result, above 1 larger.
     """
     if checked_max_side(max_side_px) is None:
@@ -342,7 +344,16 @@ def style_max_side(max_side_px: int, style_scale: float) -> int:
         raise ValueError(
             f"style_scale must be a finite number above 0 (1: the content's size, 0.5: half of it), got {style_scale!r}"
         )
-    return max(MIN_SHORT_SIDE_PX, math.floor(max_side_px * style_scale + 0.5))
+    minimum_px = MIN_SHORT_SIDE_PX
+    if style_size_px is not None:
+        minimum_px = math.ceil(MIN_SHORT_SIDE_PX * max(style_size_px) / min(style_size_px))
+    return max(minimum_px, math.floor(max_side_px * style_scale + 0.5))
+
+
+def load_style_image(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> np.ndarray:
+    """The style image at `style_scale` times the content's long side `max_side_px` (see style_max_side)."""
+    native_size_px = image_size_for(path, None)
+    return load_image(path, max_side_px=style_max_side(max_side_px, style_scale, native_size_px))
 
 
 def is_real(value) -> bool:

@@ -35,36 +35,14 @@ def activation_values(height_px: int, width_px: int, deepest_layer: str = "conv5
     return values
 
 
-def estimate_memory_bytes(
-    height_px: int, width_px: int, deepest_layer: str = "conv5_1", recompute: bool = False
-) -> int:
+def estimate_memory_bytes(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> int:
     """Peak memory (bytes) of one value-and-gradient evaluation of G at height_px × width_px through `deepest_layer`.
 
-    Without recompute, every layer's float32 activations are kept for the backward pass. With recompute (each VGG
-    block under tf.recompute_grad), only the block boundaries and the layers the costs read (the first conv of each
-    block, and conv4_2, as in the default settings) are kept, plus one block's activations recomputed at a time.
-    Either sum, times MEMORY_ACTIVATION_FACTOR (gradients, layout copies), plus MEMORY_BASE_BYTES.
+    The sum of every layer's float32 activations up to `deepest_layer` (all kept for the backward pass), times
+    MEMORY_ACTIVATION_FACTOR (gradients, layout copies), plus MEMORY_BASE_BYTES.
     """
-    layers = activation_values(height_px, width_px, deepest_layer)
-    if recompute:
-        kept = {name: n for name, n in layers.items() if name.startswith("pool") or name.endswith("_1")}
-        kept["conv4_2"] = layers.get("conv4_2", 0)
-        largest_block = max(
-            sum(n for name, n in layers.items() if name[4] == block) for block in {name[4] for name in layers}
-        )
-        values = sum(kept.values()) + largest_block
-    else:
-        values = sum(layers.values())
-    values += 3 * height_px * width_px  # the image itself
+    values = 3 * height_px * width_px + sum(activation_values(height_px, width_px, deepest_layer).values())
     return int(MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * 4 * values)
-
-
-def needs_recompute(
-    height_px: int, width_px: int, deepest_layer: str = "conv5_1", available_bytes: int | None = None
-) -> bool:
-    """Whether this size fits only with recomputation: switched on when the plain estimate would not fit."""
-    available = available_memory_bytes() if available_bytes is None else int(available_bytes)
-    return estimate_memory_bytes(height_px, width_px, deepest_layer) > available
 
 
 def available_memory_bytes() -> int:
@@ -81,17 +59,14 @@ def available_memory_bytes() -> int:
 
 
 def check_memory(height_px: int, width_px: int, deepest_layer: str = "conv5_1", available_bytes: int | None = None):
-    """Refuse, before anything long starts, a size that would not fit even with recomputation; returns the estimate
-    of the way it will run (plain when that fits, else with recomputation)."""
+    """Refuse, before anything long starts, a size whose estimated memory would not fit; returns the estimate."""
     available = available_memory_bytes() if available_bytes is None else int(available_bytes)
-    recompute = needs_recompute(height_px, width_px, deepest_layer, available)
-    needed = estimate_memory_bytes(height_px, width_px, deepest_layer, recompute)
+    needed = estimate_memory_bytes(height_px, width_px, deepest_layer)
     if needed <= available:
         return needed
     raise NSTError(
-        f"{width_px}×{height_px} px through {deepest_layer} needs about {needed / 1e9:.1f} GB even with "
-        f"recomputation, but only {available / 1e9:.1f} GB is available; "
-        f"{fitting_advice(height_px, width_px, deepest_layer, available)}"
+        f"{width_px}×{height_px} px through {deepest_layer} needs about {needed / 1e9:.1f} GB, but only "
+        f"{available / 1e9:.1f} GB is available; {fitting_advice(height_px, width_px, deepest_layer, available)}"
     )
 
 
@@ -102,7 +77,7 @@ def fitting_max_side(height_px: int, width_px: int, deepest_layer: str, availabl
     while (
         fitting > MIN_SHORT_SIDE_PX
         and estimate_memory_bytes(
-            round(height_px * fitting / long_side), round(width_px * fitting / long_side), deepest_layer, True
+            round(height_px * fitting / long_side), round(width_px * fitting / long_side), deepest_layer
         )
         > available_bytes
     ):

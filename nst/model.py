@@ -27,37 +27,6 @@ class VGGFeatureModel(keras.Model):
         (print_fn or print)(f"Weights: {self.weights_source}")
 
 
-class RecomputedBlock(keras.layers.Layer):
-    """Consecutive VGG layers run as one, under tf.recompute_grad: the backward pass recomputes their activations
-    from the block's input instead of keeping them. Returns the activations of `exported` (names of its layers)."""
-
-    def __init__(self, members: Sequence[keras.layers.Layer], exported: Sequence[str], **kwargs):
-        super().__init__(**kwargs)
-        self.members = list(members)
-        self.exported = list(exported)
-
-    def call(self, x):
-        import tensorflow as tf
-
-        def forward(x):
-            outputs = []
-            for layer in self.members:
-                x = layer(x)
-                if layer.name in self.exported:
-                    outputs.append(x)
-            return outputs
-
-        return tf.recompute_grad(forward)(x)
-
-    def compute_output_spec(self, x):
-        outputs = []
-        for layer in self.members:
-            x = layer.compute_output_spec(x)
-            if layer.name in self.exported:
-                outputs.append(x)
-        return outputs
-
-
 def load_vgg_model(
     weights: Path | str | VGGWeights | None = None,
     pooling: str = "avg",
@@ -66,7 +35,6 @@ def load_vgg_model(
     seed: int = 0,
     verify_checksum: bool = True,
     precision: str = "fp32",
-    recompute: bool = False,
 ) -> VGGFeatureModel:
     """Frozen VGG-19: RGB batch (N, H, W, 3) in [0, 1], H and W >= 32 -> {layer name: activation after ReLU/pool}.
 
@@ -75,8 +43,6 @@ def load_vgg_model(
     vgg19_layer_names() (default all); layers deeper than the deepest one asked for are not built.
     precision: "fp32", "bf16" (Keras mixed_bfloat16: bf16 convolutions, float32 variables, activations cast back
     to float32 at the outputs, so Grams and costs stay in float32) or "auto" (see choose_precision).
-    recompute: run each VGG block as one layer under tf.recompute_grad, so the backward pass recomputes the block's
-    inner activations instead of keeping them: less memory (nst.memory estimates both), about a third more time.
     """
     precision, reason = choose_precision(precision)
     if "slower here" in reason:
@@ -119,16 +85,8 @@ def load_vgg_model(
         else:
             layers.append(pool_layer(pool_size=2, strides=2, name=name, dtype=dtype))
     features = {}
-    if recompute:
-        for block in sorted({name[len("conv") if name.startswith("conv") else len("pool")] for name in build_names}):
-            members = [layer for layer in layers if layer.name[4] == block]
-            exported = [layer.name for layer in members if layer.name in wanted or layer is members[-1]]
-            outputs = RecomputedBlock(members, exported, name=f"block{block}")(x)
-            features.update(zip(exported, outputs, strict=True))
-            x = features[members[-1].name]
-    else:
-        for layer in layers:
-            x = features[layer.name] = layer(x)
+    for layer in layers:
+        x = features[layer.name] = layer(x)
     outputs = {name: features[name] for name in wanted}
     if precision == "bf16":
         outputs = {name: keras.ops.cast(value, "float32") for name, value in outputs.items()}
@@ -141,7 +99,6 @@ def load_vgg_model(
     )
     model.trainable = False
     model.precision = precision
-    model.recompute = recompute
     return model
 
 

@@ -57,8 +57,7 @@ def probe_clip(path: str | os.PathLike) -> ClipInfo:
     path = Path(path).expanduser().absolute()
     if path.is_dir():
         frame_paths = frame_files(path)
-        height_px, width_px = load_image(frame_paths[0], max_side_px=None).shape[:2]
-        return ClipInfo(str(path), len(frame_paths), FOLDER_FPS, (height_px, width_px), False, True)
+        return ClipInfo(str(path), len(frame_paths), FOLDER_FPS, _stored_size_px(frame_paths[0]), False, True)
     if not path.is_file():
         raise NSTError(f"{path}: no such video file or folder of frames; pass an .mp4 (or any video) or a folder")
     import imageio_ffmpeg
@@ -95,6 +94,19 @@ def probe_clip(path: str | os.PathLike) -> ClipInfo:
     width_px, height_px = meta["size"]
     has_audio = any(" Audio: " in line for line in streams)
     return ClipInfo(str(path), int(n_frames), float(meta["fps"]), (height_px, width_px), has_audio, False)
+
+
+def _stored_size_px(path: Path) -> tuple[int, int]:
+    """(height_px, width_px) of an image file as stored, from its header; ImageFileError in one line if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width_px, height_px = image.size
+    except OSError:
+        load_image(path, max_side_px=None)  # raises the one-line error that says why
+        raise
+    return height_px, width_px
 
 
 def frame_files(folder: str | os.PathLike) -> list[Path]:

@@ -7,6 +7,7 @@ their text outputs, which `pytest --nbval` then compares. Image and widget data 
 """
 
 import os
+import runpy
 import sys
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import nbformat
 from nbclient import NotebookClient
 
 IGNORE_MARK = "# NBVAL_IGNORE_OUTPUT"
-CI_ENVIRONMENT = {"NST_MAX_SIDE_PX": "64", "NST_ITERATIONS": "4", "NST_LIVE_VIEW": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
+# the sizes every CI run of the notebook uses, shared with the tests' conftest.py
+CI_ENVIRONMENT = runpy.run_path(str(Path(__file__).resolve().parents[1] / "tests" / "ci_sizes.py"))["CI_ENVIRONMENT"]
 
 
 def keep_text_only(outputs: list) -> list:
