@@ -83,10 +83,10 @@ def prepared_images(width_px: int, height_px: int, folder: Path) -> tuple[Path, 
     """The sample content and style images, centre-cropped to the aspect W:H and resized to exactly W×H (PNG)."""
     from PIL import Image
 
-    import nst_utils
+    from nst.paths import SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 
     paths = []
-    for source in (nst_utils.SAMPLE_CONTENT_PATH, nst_utils.SAMPLE_STYLE_PATH):
+    for source in (SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH):
         image = Image.open(source).convert("RGB")
         w, h = image.size
         crop_w, crop_h = (
@@ -257,15 +257,15 @@ def matmul_main(n: int, out_path: str) -> None:
 
 def step_flops(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> float:
     """FLOPs of one step: every conv up to `deepest_layer`, forward plus input-gradient (2 × forward)."""
-    import nst_utils
+    from nst.vgg19 import VGG19_BLOCKS, vgg19_layer_names
 
-    names = nst_utils.vgg19_layer_names()
+    names = vgg19_layer_names()
     h, w, c_in, flops = height_px, width_px, 3, 0.0
     for name in names[: names.index(deepest_layer) + 1]:
         if name.startswith("pool"):
             h, w = h // 2, w // 2
             continue
-        c_out = nst_utils.VGG19_BLOCKS[int(name[4]) - 1][0]
+        c_out = VGG19_BLOCKS[int(name[4]) - 1][0]
         flops += 2.0 * h * w * 9 * c_in * c_out
         c_in = c_out
     return 2 * flops
@@ -329,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         args.report_only.with_suffix(".md").write_text(text)
         print(text)
         return 0
-    import nst_utils
+    from nst.memory import estimate_memory_bytes
+    from nst.model import bf16_hardware
 
     work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
     if args.quick:
@@ -385,12 +386,12 @@ def main(argv: list[str] | None = None) -> int:
             if big is not None:
                 log(f"{big[0]}x{big[1]}: ours, memory (Adam, 2 iterations)")
                 results["big"] = run_notebook(*big, work, optimizer="adam", coarse_to_fine=1, iterations=2)
-                results["big"]["estimate_bytes"] = nst_utils.estimate_memory_bytes(big[1], big[0], "conv5_1")
+                results["big"]["estimate_bytes"] = estimate_memory_bytes(big[1], big[0], "conv5_1")
                 results["big"]["size"] = f"{big[0]}×{big[1]}"
                 save()
     w, h = sizes[0]
     log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
-    results["bf16_hardware"] = nst_utils.bf16_hardware()
+    results["bf16_hardware"] = bf16_hardware()
     results["bf16"] = run_notebook(
         w, h, work, optimizer="adam", coarse_to_fine=1, iterations=n_iterations, precision="bf16"
     )

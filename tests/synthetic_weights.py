@@ -201,6 +201,16 @@ def write_keras_h5(path, weights: Weights) -> Path:
     return path
 
 
+def write_all_formats(folder, weights: Weights) -> dict[str, Path]:
+    """The same weights as current .mat, old .mat and Keras .h5 in `folder`, under names the checksum check skips."""
+    folder = Path(folder)
+    return {
+        "current": write_matconvnet_mat(folder / "current.mat", weights, release="current"),
+        "old": write_matconvnet_mat(folder / "old.mat", weights, release="old"),
+        "h5": write_keras_h5(folder / "keras.h5", weights),
+    }
+
+
 # ---------------------------------------------------------------------------- Bad files
 
 

@@ -1,4 +1,4 @@
-"""Tests of the weights downloader and `python nst_utils.py download`, against a real HTTP server on 127.0.0.1."""
+"""nst.download, nst.sources and `python nst_utils.py download` (nst.cli), against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,9 +13,14 @@ import numpy as np
 import pytest
 from http_fixture import PayloadServer, closed_port_url
 
-import nst_utils
-from nst_utils import DownloadError, WeightsSource, download_weights, main
+import nst.download
+from nst.cli import main
+from nst.download import DOWNLOAD_CHUNK_BYTES, download_weights
+from nst.errors import DownloadError
+from nst.sources import WEIGHTS_SOURCES, WeightsSource, checksum_problem, file_digests
 
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+SCRIPT = PROJECT_DIR / "nst_utils.py"  # the command line users run
 PAYLOAD = np.random.default_rng(0).bytes(300_000)  # ~5 chunks of DOWNLOAD_CHUNK_BYTES
 FILENAME = "vgg19_test_weights.h5"
 FAST = {"timeout_s": 5, "backoff_s": 0.01, "progress": False}  # keyword arguments that keep tests quick
@@ -110,7 +115,7 @@ def test_stalled_connection_times_out_and_resumes(server, tmp_path, capsys):
     server.faults = [("stall", 150_000)]
     fetch(server, tmp_path, timeout_s=0.3)
     assert_only_final_file(tmp_path)
-    whole_chunks = 150_000 // nst_utils.DOWNLOAD_CHUNK_BYTES * nst_utils.DOWNLOAD_CHUNK_BYTES  # the stalled one is lost
+    whole_chunks = 150_000 // DOWNLOAD_CHUNK_BYTES * DOWNLOAD_CHUNK_BYTES  # the stalled one is lost
     assert server.range_headers == [None, f"bytes={whole_chunks}-"]
     assert "timed out" in capsys.readouterr().out
 
@@ -154,13 +159,13 @@ def test_overlong_part_answered_416_restarts_from_zero(server, tmp_path, capsys)
 
 
 def test_ctrl_c_keeps_part_and_next_run_resumes(server, tmp_path, monkeypatch, capsys):
-    class InterruptingTqdm(nst_utils.tqdm):
+    class InterruptingTqdm(nst.download.tqdm):
         def update(self, n=1):
             if self.n + n >= 100_000:  # as if the user pressed Ctrl-C once 100 kB had arrived
                 raise KeyboardInterrupt
             return super().update(n)
 
-    monkeypatch.setattr(nst_utils, "tqdm", InterruptingTqdm)
+    monkeypatch.setattr(nst.download, "tqdm", InterruptingTqdm)
     with pytest.raises(KeyboardInterrupt):
         fetch(server, tmp_path)
     part_bytes = (tmp_path / f"{FILENAME}.part").stat().st_size
@@ -187,6 +192,32 @@ def test_existing_invalid_file_is_moved_aside_and_replaced(server, tmp_path, cap
     assert f"moved it to {FILENAME}.bad" in capsys.readouterr().out
 
 
+def test_a_users_bad_file_beside_a_bad_download_is_never_overwritten(server, tmp_path, capsys):
+    (tmp_path / FILENAME).write_bytes(b"my old file")
+    (tmp_path / f"{FILENAME}.bad").write_bytes(b"moved aside last time")  # the user's, from an earlier run
+    fetch(server, tmp_path)
+    assert (tmp_path / FILENAME).read_bytes() == PAYLOAD
+    assert (tmp_path / f"{FILENAME}.bad").read_bytes() == b"moved aside last time"
+    assert (tmp_path / f"{FILENAME}.bad-2").read_bytes() == b"my old file"
+    assert f"moved it to {FILENAME}.bad-2" in capsys.readouterr().out
+    (tmp_path / FILENAME).write_bytes(b"another bad copy")  # and again: the next free name
+    fetch(server, tmp_path)
+    assert (tmp_path / f"{FILENAME}.bad").read_bytes() == b"moved aside last time"
+    assert (tmp_path / f"{FILENAME}.bad-2").read_bytes() == b"my old file"
+    assert (tmp_path / f"{FILENAME}.bad-3").read_bytes() == b"another bad copy"
+    assert f"moved it to {FILENAME}.bad-3" in capsys.readouterr().out
+    assert (tmp_path / FILENAME).read_bytes() == PAYLOAD
+
+
+def test_a_dangling_symlink_named_bad_is_not_replaced(server, tmp_path):
+    link = tmp_path / f"{FILENAME}.bad"
+    link.symlink_to(tmp_path / "elsewhere" / "missing.h5")  # exists() is False for it, but it is the user's
+    (tmp_path / FILENAME).write_bytes(b"my old file")
+    fetch(server, tmp_path)
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "elsewhere" / "missing.h5")
+    assert (tmp_path / f"{FILENAME}.bad-2").read_bytes() == b"my old file"
+
+
 def test_any_published_release_is_accepted_and_sha256_checked(server, tmp_path):
     other_release = make_source(url=server.url, md5s=("0" * 32, hashlib.md5(PAYLOAD).hexdigest()), sha256="f" * 64)
     download_weights(dest_dir=tmp_path, source=other_release, **FAST)  # sha256 belongs to the first release only
@@ -196,6 +227,40 @@ def test_any_published_release_is_accepted_and_sha256_checked(server, tmp_path):
     with pytest.raises(DownloadError, match="sha256"):
         download_weights(dest_dir=tmp_path, source=wrong_sha, **FAST)
     assert_nothing_saved(tmp_path)
+
+
+def test_checksum_problem_names_what_was_found_and_expected(tmp_path):
+    path = tmp_path / FILENAME
+    path.write_bytes(PAYLOAD)
+    md5 = hashlib.md5(PAYLOAD).hexdigest()
+    assert checksum_problem(path, make_source()) is None
+    assert checksum_problem(path, make_source(md5s=("0" * 32,))) == f"md5 {md5}, expected {'0' * 32}"
+    two_releases = make_source(md5s=("0" * 32, "1" * 32))
+    assert checksum_problem(path, two_releases) == f"md5 {md5}, expected {'0' * 32} or {'1' * 32}"
+    sha256 = hashlib.sha256(PAYLOAD).hexdigest()
+    assert checksum_problem(path, make_source(sha256="f" * 64)) == f"sha256 {sha256}, expected {'f' * 64}"
+    assert checksum_problem(path, make_source(sha256=None)) is None  # no sha256 published: md5 alone
+
+
+def test_file_digests_match_hashlib_and_are_cached(tmp_path):
+    path = tmp_path / "bytes.bin"
+    path.write_bytes(bytes(range(256)) * 10_000)
+    md5, sha256 = file_digests(path)
+    assert md5 == hashlib.md5(path.read_bytes()).hexdigest()
+    assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_digests(str(path)) == (md5, sha256)
+
+
+def test_file_digests_are_recomputed_when_the_file_changes(tmp_path):
+    path = tmp_path / "bytes.bin"
+    path.write_bytes(b"first")
+    first = file_digests(path)
+    path.write_bytes(b"second, longer")  # another size: a new cache key even on a coarse-mtime filesystem
+    assert file_digests(path) == (
+        hashlib.md5(b"second, longer").hexdigest(),
+        hashlib.sha256(b"second, longer").hexdigest(),
+    )
+    assert file_digests(path) != first
 
 
 def test_percent_progress_bar_is_shown(server, tmp_path, capsys):
@@ -263,7 +328,7 @@ def test_unknown_key_lists_the_known_ones(tmp_path):
 @pytest.fixture
 def cli_source(server, monkeypatch):
     """Make `download keras` expect the test payload (its checksum); the URL comes from --url."""
-    monkeypatch.setitem(nst_utils.WEIGHTS_SOURCES, "keras", make_source(url="http://127.0.0.1:9/unused"))
+    monkeypatch.setitem(WEIGHTS_SOURCES, "keras", make_source(url="http://127.0.0.1:9/unused"))
 
 
 def test_cli_downloads_and_says_what_next(server, cli_source, tmp_path, capsys):
@@ -285,7 +350,7 @@ def test_cli_ctrl_c_exits_130_and_keeps_part(server, cli_source, tmp_path, monke
     def interrupt(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nst_utils.time, "sleep", interrupt)  # Ctrl-C during the wait before a retry
+    monkeypatch.setattr(nst.download.time, "sleep", interrupt)  # Ctrl-C during the wait before a retry
     server.faults = [("close", 100_000)]
     assert main(["download", "--dest", str(tmp_path), "--url", server.url]) == 130
     assert (tmp_path / f"{FILENAME}.part").stat().st_size == 100_000
@@ -294,10 +359,9 @@ def test_cli_ctrl_c_exits_130_and_keeps_part(server, cli_source, tmp_path, monke
 
 def test_script_entry_point_reports_error_without_traceback(server, tmp_path):
     server.status = 404
-    script = Path(nst_utils.__file__)
     env = os.environ | {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
     result = subprocess.run(
-        [sys.executable, str(script), "download", "--dest", str(tmp_path), "--url", server.url],
+        [sys.executable, str(SCRIPT), "download", "--dest", str(tmp_path), "--url", server.url],
         capture_output=True,
         text=True,
         timeout=60,
@@ -305,3 +369,46 @@ def test_script_entry_point_reports_error_without_traceback(server, tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+# The discard port on 127.0.0.1: nothing listens there on a normal machine, so the connection is refused at once.
+UNREACHABLE_URL = "http://127.0.0.1:9/x"
+
+
+def test_script_unreachable_host_is_one_line_on_stderr_exit_1(tmp_path):
+    env = os.environ | {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "download", "--url", UNREACHABLE_URL, "--dest", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=PROJECT_DIR,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
+    assert result.stderr.startswith("error: cannot reach 127.0.0.1:9 "), result.stderr
+    assert UNREACHABLE_URL in result.stderr and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_command_never_imports_tensorflow(tmp_path):
+    # The command as `python nst_utils.py download ...` runs it, in a fresh process; sys.modules is read afterwards.
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['nst_utils.py', 'download', '--url', {UNREACHABLE_URL!r}, '--dest', {str(tmp_path)!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "print(code, 'nst.cli' in sys.modules, 'nst.download' in sys.modules, "
+        "'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    env = os.environ | {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env, cwd=PROJECT_DIR
+    )
+    assert result.returncode == 0, result.stderr
+    last_line = result.stdout.strip().splitlines()[-1]
+    # 1: the download ran and failed; True True: the command and the downloader were imported, so the check is live
+    assert last_line == "1 True True False False", f"exit code, nst.cli, nst.download, tensorflow, keras: {last_line}"
