@@ -58,15 +58,17 @@ def stylise(
     if settings.style_images:  # absolute paths, since the kernel runs in notebooks/
         absolute = tuple((str(Path(path).expanduser().absolute()), w) for path, w in settings.style_images)
         settings = dataclasses.replace(settings, style_images=absolute)
-    if settings.weights is not None:
+    if settings.weights not in (None, "random"):  # "random": the labelled random-feature VGG-19
         settings = dataclasses.replace(settings, weights=str(Path(settings.weights).expanduser().absolute()))
     load_image(content_path, max_side_px=settings.max_side_px)  # fail in one line now, not after a kernel started
     for path, _ in settings.styles:
         load_style_image(path, settings.max_side_px, settings.style_scale)
     size_px = image_size_for(content_path, settings.max_side_px)
     check_memory(*size_px, deepest_layer=settings.deepest_layer)
-    if settings.weights is not None and not Path(settings.weights).expanduser().exists():
-        raise NSTError(f"weights={settings.weights}: no such file or folder; pass a VGG-19 .h5 or .mat file, or None")
+    if settings.weights not in (None, "random") and not Path(settings.weights).expanduser().exists():
+        raise NSTError(
+            f"weights={settings.weights}: no such file or folder; pass a VGG-19 .h5 or .mat file, 'random', or None"
+        )
     run_dir = make_run_dir(output_root, label=f"{content_path.stem}+{style_path.stem}")
     plain = settings.asdict()  # tuples as lists: papermill would write a tuple as a string
     papermill_parameters = {name: plain[name] for name in parameters}

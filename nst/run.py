@@ -21,6 +21,7 @@ LOSS_NAMES = ("total", "content", "style")  # the scalars a step returns, in thi
 # Measured at 64 px: Adam at learning rate 1 or more jumps to about 27× the start and stays there; at 0.05 it
 # oscillates up to 7× above its best so far on tiny noise images, but never comes back above the start.
 BLOW_UP_FACTOR = 10.0
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class RunListener:
@@ -96,6 +97,7 @@ class StyleTransferRun:
         self._thread: threading.Thread | None = None
         self._last_good_image = None  # (1, H, W, 3) numpy: what the NaN rollback restores
         self._step_start_s = 0.0
+        self._step_weights = (float("nan"), float("nan"))  # α and β as the current step began
 
     # -- control ---------------------------------------------------------------------------------
     def start(self) -> StyleTransferRun:
@@ -216,6 +218,7 @@ class StyleTransferRun:
     def _loop(self) -> None:
         self._last_good_image = self.image.numpy()
         self.started_s = self._step_start_s = time.perf_counter()
+        self._step_weights = (_value(self.alpha), _value(self.beta))  # as the first step will read them
         finished = 0
         try:
             for listener in self.listeners:
@@ -252,8 +255,8 @@ class StyleTransferRun:
         row = {
             "iteration": iteration,
             **{name: losses.get(name, float("nan")) for name in LOSS_NAMES},
-            "alpha": _value(self.alpha),
-            "beta": _value(self.beta),
+            "alpha": self._step_weights[0],  # the weights as the step began: what its costs were weighed with
+            "beta": self._step_weights[1],
             "seconds": now_s - self._step_start_s,
         }
         self.history.append(row)
@@ -261,6 +264,7 @@ class StyleTransferRun:
             listener.on_iteration(self, row, image_now[0])
         self._check_controls()
         self._step_start_s = time.perf_counter()
+        self._step_weights = (_value(self.alpha), _value(self.beta))
 
     def _divergence(self, losses: Mapping, image_now) -> str:
         """What went wrong, if the cost is NaN or infinite, the pixels NaN, or the cost blew up; else ''."""
@@ -270,7 +274,7 @@ class StyleTransferRun:
             return "the image's pixels became NaN"
         if self.alpha is None or self.beta is None or not self.history or "content" not in losses:
             return ""
-        alpha, beta = _value(self.alpha), _value(self.beta)
+        alpha, beta = self._step_weights
         weighted = alpha * losses["content"] + beta * losses["style"]
         first = self.history[0]
         start = alpha * first["content"] + beta * first["style"]  # the starting cost, at today's α and β
@@ -279,11 +283,12 @@ class StyleTransferRun:
         return ""
 
     def _divergence_fix(self, losses: Mapping) -> str:
-        """The fix: a smaller learning rate, or smaller weights where α·J or β·J overflowed float32."""
-        parts = [losses.get(name, 0.0) for name in ("content", "style")]
-        if all(math.isfinite(v) for v in parts) and not math.isfinite(losses["total"]):
+        """The fix: smaller weights where α·J or β·J overflowed float32, else a smaller learning rate."""
+        alpha, beta = self._step_weights
+        parts = [alpha * losses.get("content", 0.0), beta * losses.get("style", 0.0)]
+        if math.isinf(losses["total"]) and any(abs(part) > FLOAT32_MAX for part in parts if math.isfinite(part)):
             return (
-                f"alpha={_value(self.alpha):g} and beta={_value(self.beta):g} overflow float32 in the total cost; "
+                f"alpha={alpha:g} and beta={beta:g} overflow float32 in the total cost; "
                 "use weights below 1e12 and run again"
             )
         now = "" if self.learning_rate is None else f"now {self.learning_rate:g}, "

@@ -3,10 +3,11 @@
 import os
 import tempfile
 
+from ci_sizes import CI_ENVIRONMENT
+
 
 def pytest_configure(config):
-    """Shrink notebook runs for CI (size and iterations only, through the notebook's parameters cell)."""
-    os.environ.setdefault("NST_MAX_SIDE_PX", "64")
-    os.environ.setdefault("NST_ITERATIONS", "6")
+    """Shrink notebook runs for CI (through the notebook's parameters cell); a variable already set wins."""
+    for name, value in CI_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
     os.environ.setdefault("NST_OUTPUT_DIR", tempfile.mkdtemp(prefix="nst-test-output-"))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -17,8 +17,8 @@ import nbformat
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-NOTEBOOK_PATH = PROJECT_DIR / "notebooks" / "01_neural_style_transfer.ipynb"
+from nst.paths import NOTEBOOK_PATH, PROJECT_DIR
+
 KERNEL_NAME = "nst-test-python"
 KERNEL_DISPLAY_NAME = "NST test kernel"
 

@@ -5,6 +5,7 @@ never touch the repository), with every Jupyter/IPython folder in a temporary di
 Chromium, driven by Playwright, runs all cells from the Run menu, waits for the live view (image, loss curve,
 sliders, status line), types 1e5 into the α slider's readout while the run goes on, and checks that the status
 line then shows α = 1e+05 and a cost J = α·J_content + β·J_style computed with it. The stop button ends the run.
+The notebook runs with its own settings, so this is the default optimiser, Adam (its trial cell prints "Adam totals:").
 Screenshots go to the test's tmp_path: live_view.png on success, failure.png otherwise.
 """
 
@@ -21,7 +22,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from kernel_fixture import KERNEL_DISPLAY_NAME, NOTEBOOK_PATH, Status, isolated_env, write_kernelspec
+from ci_sizes import CI_ENVIRONMENT
+from kernel_fixture import KERNEL_DISPLAY_NAME, Status, isolated_env, write_kernelspec
+
+from nst.paths import NOTEBOOK_PATH
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +76,7 @@ def lab(tmp_path):
     home = tmp_path / "jupyter"
     env = isolated_env(
         home,
-        NST_MAX_SIDE_PX="64",
+        NST_MAX_SIDE_PX=CI_ENVIRONMENT["NST_MAX_SIDE_PX"],  # the CI size
         NST_ITERATIONS="2000",  # far more than the test waits for; the stop button ends the run
         NST_LIVE_VIEW="1",
         NST_OUTPUT_DIR=str(tmp_path / "output"),
@@ -189,6 +193,9 @@ def test_alpha_slider_in_jupyterlab_changes_the_running_optimisation(page, lab, 
         assert images.count() == 2  # the generated image and the loss curve
         first_curve = images.nth(1).get_attribute("src")
 
+        # The default optimiser: only Adam's trial cell prints "Adam totals:", before the run starts.
+        adam_trial = page.locator(".jp-OutputArea-output pre", has_text="Adam totals:")
+        assert adam_trial.count() == 1, "the run is not the default Adam run (its trial printed nothing)"
         before = wait_for_status(status_line, lambda s: s.iteration >= 20, 60, "the run does not progress")
         log(f"before: {before}")
         assert before.alpha == 10.0 and before.total_matches(), before

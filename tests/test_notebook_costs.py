@@ -1,11 +1,13 @@
-"""Property tests of the notebook's costs (taken from the notebook itself) on random shapes and values."""
+"""Property tests of the notebook's costs (taken from the notebook itself by nst.notebook_costs) on random shapes and
+values, each against an independent NumPy reference."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from notebook_costs import notebook_costs
+from notebook_costs import COSTS as COST_NAMES
+from notebook_costs import cost_cells, notebook_costs
 
 COSTS = notebook_costs()
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -90,3 +92,36 @@ def test_layer_style_cost_compares_per_pixel_grams_when_sizes_differ(pair, extra
     b = tf.constant(rng.exponential(1.0, (1, n_H + extra_h, n_W + extra_w, n_C)), tf.float32)  # a larger S
     expected = np.sum((reference_gram(b) / b.shape[1] / b.shape[2] - reference_gram(a) / (n_H * n_W)) ** 2)
     assert float(COSTS["compute_layer_style_cost"](b, a)) == pytest.approx(expected / (4 * n_C**2), rel=1e-3, abs=1e-9)
+
+
+@st.composite
+def images(draw):
+    """A float32 image batch (1, n_H, n_W, n_C) in [0, 1] of a random shape."""
+    n_H, n_W, n_C = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.sampled_from([1, 3]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return tf.constant(rng.random((1, n_H, n_W, n_C)), tf.float32)
+
+
+@SETTINGS
+@given(images(), st.floats(0.0, 1.0), st.floats(0.1, 10.0))
+def test_tv_cost_matches_numpy_ignores_an_offset_and_scales_linearly(image, offset, scale):
+    pixels = image.numpy().astype(np.float64)
+    expected = np.abs(np.diff(pixels, axis=1)).sum() + np.abs(np.diff(pixels, axis=2)).sum()
+    tv = COSTS["compute_tv_cost"]
+    assert float(tv(image)) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    assert float(tv(image + offset)) == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    assert float(tv(scale * image)) == pytest.approx(scale * expected, rel=1e-4, abs=1e-5)
+    assert float(tv(tf.fill(image.shape, offset))) == 0.0
+
+
+def test_every_cost_is_found_in_the_notebook():
+    assert set(COSTS) == set(COST_NAMES) and all(callable(cost) for cost in COSTS.values())
+
+
+def test_a_notebook_without_a_cost_says_which_one(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def gram_matrix(A):\n    return A")])
+    nbformat.write(notebook, tmp_path / "costs.ipynb")
+    with pytest.raises(LookupError, match=r"costs.ipynb: no cell defines compute_content_cost\(\)"):
+        cost_cells(tmp_path / "costs.ipynb")

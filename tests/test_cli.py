@@ -1,0 +1,142 @@
+"""nst.cli: `python nst_utils.py stylise` (what `make run` runs) executes the notebook headless into a new run folder.
+
+Everything a user can fix is one line on stderr and exit status 1, before any kernel starts and before any run
+folder is made; Ctrl-C stops the run after its current iteration, keeps final.png and exits with 130.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from nst.images import load_image
+from nst.paths import PROJECT_DIR
+
+SMALL = ["-p", "max_side_px", "48", "-p", "iterations", "3", "-p", "save_every", "2"]
+
+
+def nst_cli(*args, cwd=PROJECT_DIR):
+    """Run `python nst_utils.py ARGS` as a user would; returns the finished process."""
+    command = [sys.executable, str(PROJECT_DIR / "nst_utils.py"), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def stylise_cli(*args, cwd=PROJECT_DIR):
+    """Run the stylise command as a user would; returns the finished process."""
+    return nst_cli("stylise", *args, cwd=cwd)
+
+
+def assert_refused_in_one_line(done, output_root, starts: str) -> None:
+    """Exit status 1, exactly one line on stderr starting with `starts`, and no run folder left behind."""
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(starts), done.stderr
+    assert not list(output_root.iterdir()), "no run folder is left for a run that never started"
+
+
+@pytest.mark.slow
+def test_stylise_writes_images_metrics_and_the_executed_notebook(tmp_path):
+    done = stylise_cli(*SMALL, "--output-root", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = tmp_path.iterdir()
+    assert {"final.png", "iter_0002.png", "metrics.csv", "params.json", "notebook.ipynb", "kernel.log"} <= {
+        p.name for p in run_dir.iterdir()
+    }
+    assert f"Final image: {run_dir / 'final.png'}" in done.stdout
+    assert "stylising" in done.stdout + done.stderr  # the headless progress bar, not widgets
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    assert json.loads((run_dir / "params.json").read_text())["iterations"] == 3
+    executed = nbformat.read(run_dir / "notebook.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    image = load_image(run_dir / "final.png", max_side_px=None)
+    assert max(image.shape[:2]) == 48
+
+
+@pytest.mark.slow
+def test_the_readme_example_sets_style_layers_from_the_command_line(tmp_path):
+    done = stylise_cli(
+        *SMALL, "-p", "style_layers", "[('conv1_1', 1.0), ('conv3_1', 0.5)]", "--output-root", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / "params.json").read_text())["style_layers"] == [["conv1_1", 1.0], ["conv3_1", 0.5]]
+
+
+def test_a_missing_image_is_one_line_before_any_kernel_starts(tmp_path):
+    done = stylise_cli("--content", str(tmp_path / "nope.jpg"), "--output-root", str(tmp_path))
+    assert_refused_in_one_line(done, tmp_path, "error: ")
+    assert "nope.jpg" in done.stderr, done.stderr
+
+
+def test_an_unknown_parameter_lists_the_valid_ones(tmp_path):
+    done = stylise_cli("-p", "iterationz", "5", "--output-root", str(tmp_path))
+    assert_refused_in_one_line(done, tmp_path, "error: ")
+    assert "iterationz" in done.stderr and "iterations" in done.stderr
+
+
+def test_a_bad_parameter_is_refused_in_one_line_before_any_kernel_starts(tmp_path):
+    done = stylise_cli(*SMALL, "-p", "alpha", "-1", "--output-root", str(tmp_path))
+    assert_refused_in_one_line(done, tmp_path, "error: alpha=-1")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("max_side_px", "0"), ("max_side_px", "abc"), ("iterations", "abc"), ("iterations", "1e9")],
+)
+def test_a_value_out_of_range_or_unreadable_is_one_line_naming_the_parameter(tmp_path, name, value):
+    done = stylise_cli("-p", name, value, "--output-root", str(tmp_path))
+    assert_refused_in_one_line(done, tmp_path, f"error: {name}=")
+
+
+def test_a_setting_the_command_sets_itself_is_refused(tmp_path):
+    done = stylise_cli("-p", "content_path", "a.jpg", "--output-root", str(tmp_path))
+    assert_refused_in_one_line(done, tmp_path, "error: content_path: set by the command itself")
+
+
+@pytest.mark.parametrize("command", [[], ["stylise"], ["download"]])
+def test_help_prints_only_on_stdout(command):
+    done = nst_cli(*command, "--help")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("usage: python nst_utils.py")
+
+
+def test_a_usage_mistake_is_one_line_too():
+    done = nst_cli("paint")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: ") and "--help" in done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_headless_run_keeps_the_last_image_and_the_metrics(tmp_path):
+    command = [sys.executable, str(PROJECT_DIR / "nst_utils.py"), "stylise", "-p", "max_side_px", "48"]
+    command += ["-p", "iterations", "100000", "--output-root", str(tmp_path)]
+    out_path, err_path = (tmp_path.parent / f"{tmp_path.name}.{kind}" for kind in ("out", "err"))
+    with out_path.open("w") as out, err_path.open("w") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and process.poll() is None:
+                metrics = list(tmp_path.glob("*/metrics.csv"))
+                if metrics and metrics[0].read_text().count("\n") > 5:
+                    break
+                time.sleep(0.5)
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+            assert process.wait(timeout=120) == 130, out_path.read_text()[-2000:] + err_path.read_text()[-2000:]
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    (run_dir,) = tmp_path.iterdir()
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert len(rows) >= 5
+    final = run_dir / "final.png"
+    assert final.exists(), "the run stops after its current iteration and writes final.png before the CLI exits"
+    assert load_image(final, max_side_px=None).shape[:2] == (36, 48)
+    stderr_lines = err_path.read_text().splitlines()
+    assert len(stderr_lines) == 1 and stderr_lines[0].startswith("error: interrupted: "), stderr_lines
+    assert str(final) in stderr_lines[0]
