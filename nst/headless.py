@@ -25,7 +25,10 @@ from nst.run_folder import make_run_dir
 from nst.settings import Settings, field_names
 
 KERNEL_LOG_NAME = "kernel.log"
+# Errors whose message is already the one line a user needs: shown without their class name.
+_OUR_ERRORS = {cls.__name__ for cls in (NSTError, *NSTError.__subclasses__())}
 INTERRUPT_REPEAT_S = 2.0  # Ctrl-C is passed on to the kernel this often until the notebook ends
+MEMORY_SUSPECT_SHARE = 0.5  # a dead kernel whose run needed more than this share of the free memory: blame memory
 SET_BY_THE_COMMAND = ("content_path", "style_path", "output_root", "run_dir", "live_view")
 
 
@@ -54,6 +57,7 @@ def stylise(
     if taken:
         raise NSTError(f"{', '.join(taken)}: set by the command itself; use --content, --style and --output-root")
     content_path, style_path = Path(content_path).expanduser().absolute(), Path(style_path).expanduser().absolute()
+    output_root = Path(output_root).expanduser().absolute()  # the kernel runs in notebooks/: no relative paths
     settings = Settings(content_path=str(content_path), style_path=str(style_path), **parameters)
     if settings.style_images:  # absolute paths, since the kernel runs in notebooks/
         absolute = tuple((str(Path(path).expanduser().absolute()), w) for path, w in settings.style_images)
@@ -132,7 +136,8 @@ def execute_notebook(
         if interrupted:
             raise Interrupted(_interrupted_line(run_dir)) from None
         executed = _publish(partial_path, run_dir)
-        raise NSTError(f"{err.ename}: {_first_line(err.evalue)} (the notebook as far as it ran: {executed})") from None
+        what = _first_line(err.evalue) if err.ename in _OUR_ERRORS else f"{err.ename}: {_first_line(err.evalue)}"
+        raise NSTError(f"{what} (the notebook as far as it ran: {executed})") from None
     except DeadKernelError:
         _publish(partial_path, run_dir)
         raise NSTError(_dead_kernel_line(run_dir, size_px, deepest_layer, available_bytes)) from None
@@ -195,12 +200,15 @@ def _kept_line(run_dir: Path) -> str:
 def _dead_kernel_line(run_dir: Path, size_px: tuple[int, int], deepest_layer: str, available_bytes: int) -> str:
     height_px, width_px = size_px
     needed = estimate_memory_bytes(height_px, width_px, deepest_layer)
-    advice = fitting_advice(height_px, width_px, deepest_layer, int(available_bytes * 0.8))
-    return (
-        f"the kernel died, most likely killed for lack of memory ({width_px}×{height_px} px needs about "
-        f"{needed / 1e9:.1f} GB; {available_bytes / 1e9:.1f} GB was available); {_kept_line(run_dir)}; "
-        f"{advice}, and see {run_dir / KERNEL_LOG_NAME}"
+    log = run_dir / KERNEL_LOG_NAME
+    memory = (
+        f"{width_px}×{height_px} px needs about {needed / 1e9:.1f} GB; {available_bytes / 1e9:.1f} GB was available"
     )
+    if needed > MEMORY_SUSPECT_SHARE * available_bytes:  # the out-of-memory killer is the likely cause
+        advice = fitting_advice(height_px, width_px, deepest_layer, int(available_bytes * MEMORY_SUSPECT_SHARE))
+        return f"the kernel died, most likely killed for lack of memory ({memory}); {_kept_line(run_dir)}; {advice}"
+    cause = f"killed from outside or crashed ({memory}, so not for lack of it)"
+    return f"the kernel died, {cause}; {_kept_line(run_dir)}; see {log}"
 
 
 def _write_failed_line(run_dir: Path, err: OSError) -> str:
