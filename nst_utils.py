@@ -9,7 +9,9 @@
     memory        check_memory (nst.memory)
     runs          StyleTransferRun, make_run_dir, RunFolder (nst.run, nst.run_folder)
     optimisers    LBFGS, coarse_sizes (nst.optimisers)
-    checks        check_close, below: what the notebook's check cells call
+    video         optical_flow, warp, consistency_mask, flow_to_rgb, probe_clip, read_frames, VideoRunFolder,
+                  VideoSettings, SAMPLE_CLIP_PATH, notebook_costs, weight_slider: what notebook 02 adds
+    checks        check_close, below: what the notebooks' check cells call
 
 The costs (content, Gram, style, total) are *not* here: they live in the notebook, where they are taught.
 Each name is imported from its module when first used, so `python nst_utils.py download` never loads TensorFlow.
@@ -40,6 +42,11 @@ _EXPORTS = {
     "nst.run": ("StyleTransferRun",),
     "nst.run_folder": ("make_run_dir", "RunFolder"),
     "nst.optimisers": ("LBFGS", "coarse_sizes"),
+    "nst.live_view": ("weight_slider",),
+    "nst.notebook_costs": ("notebook_costs",),
+    "nst.video": ("optical_flow", "warp", "consistency_mask", "flow_to_rgb"),
+    "nst.video_io": ("probe_clip", "read_frames", "VideoRunFolder"),
+    "nst.video_settings": ("VideoSettings", "SAMPLE_CLIP_PATH"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

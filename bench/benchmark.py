@@ -35,6 +35,8 @@ sys.path.insert(0, str(PROJECT_DIR))
 PYTHON = sys.executable
 CONTENT_LAYER = "conv4_2"  # the notebook's defaults; the reference uses the same layers
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+# The course's recipe, which the targets are measured against: Adam at learning rate 0.01, full size, fp32.
+RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "coarse_to_fine": 1, "precision": "fp32"}
 KERAS_NAMES = {f"conv{b}_{i}": f"block{b}_conv{i}" for b in range(1, 6) for i in range(1, 5)}
 
 
@@ -125,7 +127,28 @@ def run_notebook(width_px: int, height_px: int, work: Path, **parameters) -> dic
         "rows": read_metrics(run_dir / "metrics.csv"),
         "coarse_rows": [row for path in coarse for row in read_metrics(path)],
         "parameters": parameters,
+        "final_path": str(run_dir / "final.png"),
+        "judged_fp32": judged_fp32_cost(run_dir / "final.png", content, style, height_px, width_px),
     }
+
+
+def judged_fp32_cost(final_path: Path, content: Path, style: Path, height_px: int, width_px: int) -> float:
+    """The total cost of a run's final.png judged by the fp32 network (α = 10, β = 40, the default layers), so that
+    runs in other precisions are compared on one scale. The costs are the notebook's own (nst.notebook_costs)."""
+    import tensorflow as tf
+
+    from nst.images import load_image
+    from nst.model import load_vgg_model
+    from nst.notebook_costs import notebook_costs
+
+    costs = notebook_costs()
+    vgg = load_vgg_model(weights="random", output_layers=[CONTENT_LAYER, *STYLE_LAYERS], precision="fp32")
+    side_px = max(height_px, width_px)
+    g, c, s = (load_image(path, max_side_px=side_px)[None] for path in (final_path, content, style))
+    a_g, a_c, a_s = vgg(tf.constant(g)), vgg(tf.constant(c)), vgg(tf.constant(s))
+    j_content = costs["compute_content_cost"](a_c[CONTENT_LAYER], a_g[CONTENT_LAYER])
+    j_style = costs["compute_style_cost"](a_s, a_g, [(name, 0.2) for name in STYLE_LAYERS])
+    return float(costs["total_cost"](j_content, j_style, alpha=10.0, beta=40.0))
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -364,37 +387,39 @@ def main(argv: list[str] | None = None) -> int:
             if repeat == 0:
                 iterations = recipe_iterations if index == 0 else 4
                 log(f"{w}x{h}: ours, notebook with Adam, {iterations} iterations")
-                size["ours"].append(
-                    run_notebook(
-                        w, h, work, optimizer="adam", coarse_to_fine=1, iterations=iterations, save_every=10**6
-                    )
-                )
+                size["ours"].append(run_notebook(w, h, work, **RECIPE, iterations=iterations, save_every=10**6))
             save()
         if index == 0:
             log(f"{w}x{h}: ours, the notebook's default settings")
             results["default"] = run_notebook(w, h, work)
             save()
+            if bf16_hardware()[0]:  # "auto" chose bf16: the same run in fp32, judged on the same fp32 scale
+                log(f"{w}x{h}: ours, the notebook's default settings in fp32")
+                results["default_fp32"] = run_notebook(w, h, work, precision="fp32")
+                log(f"{w}x{h}: ours, L-BFGS at full size in bf16 ({lbfgs_iterations} iterations)")
+                results["lbfgs_bf16"] = run_notebook(
+                    w, h, work, optimizer="lbfgs", iterations=lbfgs_iterations, precision="bf16"
+                )
+                save()
             log(f"{w}x{h}: ours, L-BFGS at full size only ({lbfgs_iterations} iterations)")
             results["lbfgs"] = run_notebook(
-                w, h, work, optimizer="lbfgs", coarse_to_fine=1, iterations=lbfgs_iterations
+                w, h, work, optimizer="lbfgs", coarse_to_fine=1, iterations=lbfgs_iterations, precision="fp32"
             )
             log(f"{w}x{h}: ours, coarse to fine + L-BFGS (3 sizes, 20 iterations each)")
             results["c2f"] = run_notebook(
-                w, h, work, optimizer="lbfgs", coarse_to_fine=3, coarse_iterations=20, iterations=20
+                w, h, work, optimizer="lbfgs", coarse_to_fine=3, coarse_iterations=20, iterations=20, precision="fp32"
             )
             save()
             if big is not None:
                 log(f"{big[0]}x{big[1]}: ours, memory (Adam, 2 iterations)")
-                results["big"] = run_notebook(*big, work, optimizer="adam", coarse_to_fine=1, iterations=2)
+                results["big"] = run_notebook(*big, work, **RECIPE, iterations=2)
                 results["big"]["estimate_bytes"] = estimate_memory_bytes(big[1], big[0], "conv5_1")
                 results["big"]["size"] = f"{big[0]}×{big[1]}"
                 save()
     w, h = sizes[0]
     log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
     results["bf16_hardware"] = bf16_hardware()
-    results["bf16"] = run_notebook(
-        w, h, work, optimizer="adam", coarse_to_fine=1, iterations=n_iterations, precision="bf16"
-    )
+    results["bf16"] = run_notebook(w, h, work, **{**RECIPE, "precision": "bf16"}, iterations=n_iterations)
     save()
     log("matmul peak again")
     results["matmul_runs"].append(run_matmul(work, matmul_n))
@@ -493,8 +518,10 @@ def report_time_to_target(results: dict) -> str:
         f"| Adam (the recipe) | {len(recipe)} | {recipe_s:.1f} s | 1.00 | {first['ours'][0]['wall_s']:.0f} s |",
     ]
     for key, name in (
-        ("default", "**the notebook's default** (`make run`: L-BFGS, full size)"),
+        ("default", "**the notebook's default** (`make run`: Adam, learning rate 0.05, precision auto)"),
+        ("default_fp32", "the notebook's default in fp32"),
         ("lbfgs", "L-BFGS, full size only"),
+        ("lbfgs_bf16", "L-BFGS, full size only, bf16"),
         ("c2f", "coarse to fine + L-BFGS (`coarse_to_fine=3`, 20 iterations per size)"),
         ("default_rerun", "the notebook's default again (`--rerun-default`)"),
     ):
@@ -512,8 +539,16 @@ def report_time_to_target(results: dict) -> str:
             f"**The default run** at {first['w']}×{first['h']} (the notebook's own settings, through papermill as "
             f"`make run` runs it, kernel start included): **{run['wall_s']:.0f} s** wall, "
             f"{len(run['rows'])} iterations at {median_seconds(run['rows']):.2f} s/it, "
-            f"final total cost {run['rows'][-1]['total']:.5g} ({run['rows'][-1]['total'] / target:.2f}× the target).",
+            f"final total cost {run['rows'][-1]['total']:.5g} ({run['rows'][-1]['total'] / target:.2f}× the target); "
+            f"judged by the fp32 network: {run['judged_fp32']:.5g}.",
         ]
+        if "default_fp32" in results:
+            fp32 = results["default_fp32"]
+            change = 100 * (run["judged_fp32"] / fp32["judged_fp32"] - 1)
+            lines.append(
+                f"The same run in fp32: {fp32['wall_s']:.0f} s wall, {median_seconds(fp32['rows']):.2f} s/it, judged "
+                f"{fp32['judged_fp32']:.5g}: the default's precision ends {change:+.2f} % from fp32's."
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -68,6 +68,7 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     if taken:
         raise NSTError(f"{', '.join(taken)}: set by the command itself; use --input, --style, --output-root, --resume")
     input_path, style_path = (Path(p).expanduser().absolute() for p in (input_path, style_path))
+    output_root = Path(output_root).expanduser().absolute()  # the kernel runs in notebooks/: no relative paths
     settings = VideoSettings(input_path=str(input_path), style_path=str(style_path), **parameters)
     if settings.weights is not None and not Path(settings.weights).expanduser().exists():
         raise NSTError(f"weights={settings.weights}: no such file; pass a VGG-19 .h5 or .mat file, or None")
@@ -82,8 +83,9 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
         run_dir = _resumable(Path(resume_dir).expanduser().absolute(), settings, parameters)
     else:
         run_dir = make_run_dir(output_root, label=f"{input_path.stem}+{style_path.stem}")
-    plain = settings.asdict()
-    papermill_parameters = {name: plain[name] for name in parameters}
+    # Every setting, not only those given: the kernel runs exactly the settings checked here (and that --resume
+    # compares), whatever defaults its parameters cell takes from the environment.
+    papermill_parameters = settings.asdict()
     papermill_parameters.update(
         input_path=str(input_path),
         style_path=str(style_path),

@@ -6,6 +6,7 @@ The notebook's parameters cell reads these variables; stored outputs and nbval's
 CI_ENVIRONMENT = {
     "NST_MAX_SIDE_PX": "64",  # long side of G, in pixels: small enough for 2 CPU cores
     "NST_ITERATIONS": "4",  # iterations of the full run: enough to show the cost falling
+    "NST_MAX_FRAMES": "6",  # frames of the video notebook's clip
     "NST_LIVE_VIEW": "0",  # a progress bar, not widgets (nothing to render in CI)
     "TF_CPP_MIN_LOG_LEVEL": "2",  # TensorFlow's start-up chatter off
 }
