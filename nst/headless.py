@@ -142,6 +142,7 @@ def execute_notebook(
         _publish(partial_path, run_dir)
         raise NSTError(_dead_kernel_line(run_dir, size_px, deepest_layer, available_bytes)) from None
     except OSError as err:  # the disk filled up (or the folder went away) while papermill wrote the notebook
+        _publish(partial_path, run_dir)  # keeps the notebook if it is whole and fits; always removes the partial
         raise NSTError(_write_failed_line(run_dir, err)) from None
     finally:
         finished.set()
@@ -182,12 +183,11 @@ def _ipc_kernel_manager(sockets_dir: str, managers: list):
 
 
 def _newest_image(run_dir: Path) -> Path | None:
-    """The newest complete image of the run: final.png, else latest.png, else the last snapshot (all atomic)."""
-    for name in ("final.png", "latest.png"):
-        if (run_dir / name).is_file():
-            return run_dir / name
-    snapshots = sorted(run_dir.glob("iter_*.png"))
-    return snapshots[-1] if snapshots else None
+    """The newest complete image of the run: final.png, else the newer of latest.png and the last snapshot."""
+    if (run_dir / "final.png").is_file():
+        return run_dir / "final.png"
+    images = [path for path in (run_dir / "latest.png", *run_dir.glob("iter_*.png")) if path.is_file()]
+    return max(images, key=lambda path: (path.stat().st_mtime_ns, path.name), default=None)
 
 
 def _kept_line(run_dir: Path) -> str:

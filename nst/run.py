@@ -96,6 +96,8 @@ class StyleTransferRun:
         self._finished = threading.Event()  # set once every listener has finished (final.png is saved)
         self._thread: threading.Thread | None = None
         self._last_good_image = None  # (1, H, W, 3) numpy: what the NaN rollback restores
+        self._image_before_last_step = None  # one further back: where costs measured before a step belong
+        self._costs_before_step = False  # whether the optimiser reports the costs of the image it started from
         self._step_start_s = 0.0
         self._step_weights = (float("nan"), float("nan"))  # α and β as the current step began
 
@@ -216,7 +218,7 @@ class StyleTransferRun:
 
     # -- the loop --------------------------------------------------------------------------------
     def _loop(self) -> None:
-        self._last_good_image = self.image.numpy()
+        self._last_good_image = self._image_before_last_step = self.image.numpy()
         self.started_s = self._step_start_s = time.perf_counter()
         self._step_weights = (_value(self.alpha), _value(self.beta))  # as the first step will read them
         finished = 0
@@ -225,6 +227,7 @@ class StyleTransferRun:
                 listener.on_start(self, self._last_good_image[0])
             self._check_controls()
             optimiser = self.step if hasattr(self.step, "minimise") else _OneStepPerCall(self.step)
+            self._costs_before_step = getattr(optimiser, "costs_before_step", False)
             optimiser.minimise(self.iterations, self._after_iteration)
             self.message = f"finished {self.iterations} iterations"
         except _RunEnded:
@@ -245,12 +248,18 @@ class StyleTransferRun:
         iteration = len(self.history) + 1
         what = self._divergence(losses, image_now)
         if what:
+            # A step that reports the costs of the image it started from (Adam's train_step) has shown that the
+            # image after the previous iteration is the bad one: go one further back. Bad pixels are this step's.
+            one_further = self._costs_before_step and not what.startswith("the image's pixels")
+            if one_further:
+                self._last_good_image = self._image_before_last_step
             self.image.assign(self._last_good_image)
-            self.message = f"{what} at iteration {iteration}: restored the image from iteration {iteration - 1}; "
+            restored = max(iteration - 2, 0) if one_further else iteration - 1
+            self.message = f"{what} at iteration {iteration}: restored the image from iteration {restored}; "
             self.message += self._divergence_fix(losses)
             self.error = NSTError(self.message)
             raise _RunEnded
-        self._last_good_image = image_now
+        self._image_before_last_step, self._last_good_image = self._last_good_image, image_now
         now_s = time.perf_counter()
         row = {
             "iteration": iteration,
@@ -314,7 +323,10 @@ class StyleTransferRun:
 
 
 class _OneStepPerCall:
-    """A step function () -> costs as an optimiser: one call per iteration."""
+    """A step function () -> costs as an optimiser: one call per iteration. Like Adam's train_step, the step
+    reports the costs of the image it started from."""
+
+    costs_before_step = True
 
     def __init__(self, step: Callable[[], Mapping]):
         self.step = step
