@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from nst import batch, video_cli
+from nst.cli_options import add_run_options
 from nst.errors import NSTError
-from nst.paths import OUTPUT_DIR, PRETRAINED_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
+from nst.paths import PRETRAINED_DIR, SAMPLE_CONTENT_PATH
 from nst.sources import WEIGHTS_SOURCES
 
 DESCRIPTION = "Neural style transfer: fetch VGG-19 weights, or stylise a photo headless."
@@ -52,17 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     stylise_parser.add_argument(
         "--content", default=str(SAMPLE_CONTENT_PATH), help="the photo to repaint (or a folder, or a glob: see batch)"
     )
-    stylise_parser.add_argument("--style", type=Path, default=SAMPLE_STYLE_PATH, help="the image whose style to use")
-    stylise_parser.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="set a parameter of the notebook's parameters cell, e.g. -p iterations 40 -p max_side_px 512",
-    )
-    stylise_parser.add_argument("--output-root", type=Path, default=OUTPUT_DIR, help="where run folders go")
+    add_run_options(stylise_parser, "the notebook", "-p iterations 40 -p max_side_px 512")
     batch.add_arguments(stylise_parser)
     stylise_parser.set_defaults(run=batch.stylise_command)
 

@@ -10,8 +10,9 @@ import argparse
 import json
 from pathlib import Path
 
+from nst.cli_options import add_run_options
 from nst.errors import NSTError
-from nst.paths import OUTPUT_DIR, SAMPLE_STYLE_PATH
+from nst.paths import OUTPUT_DIR
 
 _SET_BY_THE_COMMAND = ("input_path", "style_path", "output_root", "run_dir", "resume", "live_view")
 
@@ -27,17 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input", type=Path, default=SAMPLE_CLIP_PATH, help="a video file, or a folder of frames named in order"
     )
-    parser.add_argument("--style", type=Path, default=SAMPLE_STYLE_PATH, help="the image whose style to use")
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="set a parameter of notebook 02's parameters cell, e.g. -p gamma 0 -p max_frames 12",
-    )
-    parser.add_argument("--output-root", type=Path, default=OUTPUT_DIR, help="where run folders go")
+    add_run_options(parser, "notebook 02", "-p gamma 0 -p max_frames 12")
     parser.add_argument(
         "--resume", type=Path, metavar="RUN_DIR", help="continue that run after its last finished frame"
     )
