@@ -17,8 +17,14 @@ run_folder          the run folder listener: metrics.csv, snapshots, checkpoint,
 evolution           the evolution strip of a run's snapshots
 live_view           the live view (image, loss curve, α/β sliders, pause, stop) and the progress bar
 optimisers          L-BFGS (scipy, in the run's thread) and the coarse-to-fine sizes; Adam is the notebook's step
-cli                 `python nst_utils.py download | stylise | video` (no TensorFlow in its own process)
+cli, cli_options    `python nst_utils.py download | stylise | video` (no TensorFlow in its own process)
 headless            a notebook executed by papermill into a run folder, every ending in one line
-batch               stylise a folder or a glob, sweeps of settings, and runs on a Dask cluster
-video_cli, video    frame-consistent video style transfer: the command, optical flow, video I/O
+batch               stylise a folder or a glob: one run each, resume, batch.csv
+grid                --sweep parsed and checked; grid.png, the labelled contact sheet of a sweep (Pillow)
+cluster             a batch's runs as Dask tasks (--scheduler); the only module that imports Dask
+video               optical flow, warp, the forward-backward consistency mask (OpenCV, no TensorFlow)
+video_io            clips in and out (imageio-ffmpeg), the video run folder and its resume
+video_settings      VideoSettings: the video's settings, checked before a kernel starts
+video_synthetic     the moving textured square, the test clip with a known flow
+video_cli           `python nst_utils.py video`: notebook 02 headless
 """
