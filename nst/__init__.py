@@ -19,7 +19,7 @@ live_view           the live view (image, loss curve, α/β sliders, pause, stop
 optimisers          L-BFGS (scipy, in the run's thread) and the coarse-to-fine sizes; Adam is the notebook's step
 cli, cli_options    `python nst_utils.py download | stylise | video` (no TensorFlow in its own process)
 headless            a notebook executed by papermill into a run folder, every ending in one line
-batch               stylise a folder or a glob: one run each, resume, batch.csv
+batch, batch_report stylise a folder or a glob: one run each, resume; batch.csv, the summary and the grids
 grid                --sweep parsed and checked; grid.png, the labelled contact sheet of a sweep (Pillow)
 cluster             a batch's runs as Dask tasks (--scheduler); the only module that imports Dask
 video               optical flow, warp, the forward-backward consistency mask (OpenCV, no TensorFlow)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import nst.headless
-from nst import batch, cli
+from nst import batch, batch_report, cli
 from nst.errors import NSTError
 from nst.run_folder import make_run_dir
 
@@ -50,7 +50,7 @@ def stylise_cli(*args, timeout_s: int = 900):
 
 
 def read_batch_csv(batch_dir: Path) -> list[dict]:
-    with (batch_dir / batch.BATCH_CSV_NAME).open(newline="") as file:
+    with (batch_dir / batch_report.BATCH_CSV_NAME).open(newline="") as file:
         return list(csv.DictReader(file))
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 from test_batch import TINY, FakeStylise, checkout_first_on_pythonpath, make_image, make_style, stylise_cli
 
 import nst.headless
-from nst import batch, cli, grid
+from nst import batch_report, cli, grid
 from nst.errors import SettingsError
 
 
@@ -124,8 +124,8 @@ def test_a_two_by_two_sweep_writes_a_grid_per_image_and_batch_csv_with_the_swept
     assert rows[0]["folder"].startswith("harbour.png/alpha=1,beta=10/")
     out = capsys.readouterr().out
     for image in ("harbour.png", "meadow.png"):
-        assert f"Grid: {tmp_path / 'b' / image / batch.GRID_NAME}" in out
-        assert Image.open(tmp_path / "b" / image / batch.GRID_NAME).size[0] > 2 * grid.GRID_CELL_SIDE_PX
+        assert f"Grid: {tmp_path / 'b' / image / batch_report.GRID_NAME}" in out
+        assert Image.open(tmp_path / "b" / image / batch_report.GRID_NAME).size[0] > 2 * grid.GRID_CELL_SIDE_PX
 
 
 def test_a_bad_sweep_value_is_refused_in_one_line_before_anything_runs(tmp_path):
@@ -153,6 +153,6 @@ def test_a_sweep_end_to_end_with_the_notebook(tmp_path, monkeypatch):
     for row in rows:
         metrics = list(csv.DictReader((tmp_path / "b" / row["folder"] / "metrics.csv").open()))
         assert float(metrics[-1]["alpha"]) == float(row["alpha"]), "each run was made with its own α"
-    sheet = Image.open(tmp_path / "b" / "harbour.png" / batch.GRID_NAME)
+    sheet = Image.open(tmp_path / "b" / "harbour.png" / batch_report.GRID_NAME)
     assert sheet.size[0] == 3 * grid.GRID_GAP_PX + 2 * grid.GRID_CELL_SIDE_PX
-    assert f"Grid: {tmp_path / 'b' / 'harbour.png' / batch.GRID_NAME}" in done.stdout
+    assert f"Grid: {tmp_path / 'b' / 'harbour.png' / batch_report.GRID_NAME}" in done.stdout
