@@ -28,8 +28,23 @@ DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("
 _STYLE_IMAGES_EXAMPLE = "e.g. style_images=[('style_a.jpg', 0.7), ('style_b.jpg', 0.3)]"
 
 
+class SettingsMethods:
+    """What every settings dataclass shares (Settings here, VideoSettings for notebook 02)."""
+
+    PARAMETERS: typing.ClassVar[str] = "the parameters"  # how the unknown-name message calls them
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping):
+        """The settings from the variables of that name in `namespace` (a notebook's globals()); others are ignored."""
+        return cls(**{name: namespace[name] for name in field_names(cls) if name in namespace})
+
+    def asdict(self) -> dict:
+        """The settings as plain JSON values (params.json, and papermill's parameters)."""
+        return {name: _plain(value) for name, value in dataclasses.asdict(self).items()}
+
+
 @dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(SettingsMethods):
     """Every setting of a run. Built from keyword arguments (or a notebook's namespace) and checked at once."""
 
     content_path: str = str(SAMPLE_CONTENT_PATH)  # the photo to repaint
@@ -63,15 +78,6 @@ class Settings:
     def __post_init__(self):
         _check(self)
 
-    @classmethod
-    def from_namespace(cls, namespace: Mapping) -> Settings:
-        """Settings from the variables of that name in `namespace` (the notebook's globals()); others are ignored."""
-        return cls(**{name: namespace[name] for name in field_names() if name in namespace})
-
-    def asdict(self) -> dict:
-        """The settings as plain JSON values (params.json, and papermill's parameters)."""
-        return {name: _plain(value) for name, value in dataclasses.asdict(self).items()}
-
     @property
     def styles(self) -> tuple[tuple[str, float], ...]:
         """The style images as (path, weight) pairs, weights summing to 1: style_images, or style_path alone."""
@@ -84,16 +90,18 @@ class Settings:
         return max([self.content_layer, *(name for name, _ in self.style_layers)], key=names.index)
 
 
-def field_names() -> tuple[str, ...]:
+def field_names(settings_class: type = Settings) -> tuple[str, ...]:
     """The names of the settings, in the order of the parameters cell."""
-    return tuple(field.name for field in dataclasses.fields(Settings))
+    return tuple(field.name for field in dataclasses.fields(settings_class))
 
 
-def parse_setting(name: str, text: str):
-    """A command-line value for setting `name`, parsed into its declared type; SettingsError in one line if it can't."""
-    if name not in field_names():
-        raise SettingsError(f"unknown parameter {name}; the parameters are {', '.join(field_names())}")
-    kind = typing.get_type_hints(Settings)[name]
+def parse_setting(name: str, text: str, settings_class: type = Settings):
+    """A command-line value for setting `name` of `settings_class`, parsed into its declared type; SettingsError in
+    one line if it can't."""
+    names = field_names(settings_class)
+    if name not in names:
+        raise SettingsError(f"unknown parameter {name}; {settings_class.PARAMETERS} are {', '.join(names)}")
+    kind = typing.get_type_hints(settings_class)[name]
     allows_none = type(None) in typing.get_args(kind)
     if allows_none and text.strip() in ("None", "none", ""):
         return None
@@ -111,11 +119,11 @@ def parse_setting(name: str, text: str):
     if base is int:
         if is_real(value) and math.isfinite(value) and float(value).is_integer():
             return int(value)
-        raise SettingsError(f"{name}={text!r}: expected a whole number, e.g. {getattr(Settings, name)}")
+        raise SettingsError(f"{name}={text!r}: expected a whole number, e.g. {getattr(settings_class, name)}")
     if base is float:
         if is_real(value):
             return float(value)
-        raise SettingsError(f"{name}={text!r}: expected a number, e.g. {getattr(Settings, name)}")
+        raise SettingsError(f"{name}={text!r}: expected a number, e.g. {getattr(settings_class, name)}")
     if isinstance(value, (list, tuple)):  # pairs: checked by Settings itself
         return value
     example = "\"[('conv1_1', 1.0), ('conv3_1', 0.5)]\"" if name == "style_layers" else _STYLE_IMAGES_EXAMPLE

@@ -7,12 +7,10 @@ it builds `VideoSettings.from_namespace(globals())`. The settings shared with a 
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import math
 import os
 import typing
-from collections.abc import Mapping
 
 from nst import settings as still
 from nst.errors import SettingsError
@@ -44,8 +42,10 @@ SHARED = (
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoSettings:
+class VideoSettings(still.SettingsMethods):
     """Every setting of a video run. Built from keyword arguments (or the notebook's namespace), checked at once."""
+
+    PARAMETERS: typing.ClassVar[str] = "the video's parameters"
 
     input_path: str = str(SAMPLE_CLIP_PATH)  # a video file, or a folder of frames named in order
     style_path: str = str(SAMPLE_STYLE_PATH)  # the painting whose style we borrow
@@ -80,15 +80,6 @@ class VideoSettings:
     def __post_init__(self):
         _check(self)
 
-    @classmethod
-    def from_namespace(cls, namespace: Mapping) -> VideoSettings:
-        """VideoSettings from the variables of that name in `namespace` (the notebook's globals())."""
-        return cls(**{name: namespace[name] for name in field_names() if name in namespace})
-
-    def asdict(self) -> dict:
-        """The settings as plain JSON values (params.json, and papermill's parameters)."""
-        return still.Settings.asdict(self)  # the same conversion: tuples as lists
-
     @property
     def deepest_layer(self) -> str:
         """The deepest VGG-19 layer the costs read."""
@@ -97,36 +88,12 @@ class VideoSettings:
 
 def field_names() -> tuple[str, ...]:
     """The names of the settings, in the order of the parameters cell."""
-    return tuple(field.name for field in dataclasses.fields(VideoSettings))
+    return still.field_names(VideoSettings)
 
 
 def parse_video_setting(name: str, text: str):
     """A command-line value for setting `name`, in its declared type; SettingsError in one line if it can't."""
-    if name not in field_names():
-        raise SettingsError(f"unknown parameter {name}; the video's parameters are {', '.join(field_names())}")
-    if name in SHARED:
-        return still.parse_setting(name, text)
-    kind = typing.get_type_hints(VideoSettings)[name]
-    allows_none = type(None) in typing.get_args(kind)
-    if allows_none and text.strip() in ("None", "none", ""):
-        return None
-    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if allows_none else kind
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        value = text
-    example = getattr(VideoSettings, name)
-    if base is str:
-        return value if isinstance(value, str) else text
-    if base is bool:
-        if value in (True, False, 0, 1) and not isinstance(value, float):
-            return bool(value)
-        raise SettingsError(f"{name}={text!r}: expected True or False")
-    if base is int and is_real(value) and math.isfinite(value) and float(value).is_integer():
-        return int(value)
-    if base is float and is_real(value):
-        return float(value)
-    raise SettingsError(f"{name}={text!r}: expected a {'whole ' if base is int else ''}number, e.g. {example}")
+    return still.parse_setting(name, text, VideoSettings)
 
 
 def _check(s: VideoSettings) -> None:
