@@ -1,8 +1,10 @@
-"""Shared test settings: small, quiet notebook runs whose outputs go to a temporary folder, not output/."""
+"""Shared test settings and fixtures: small, quiet notebook runs (outputs in a temp folder), tiny VGG-19 weights."""
 
 import os
 import tempfile
 
+import pytest
+import synthetic_weights as sw
 from ci_sizes import CI_ENVIRONMENT
 
 
@@ -11,3 +13,15 @@ def pytest_configure(config):
     for name, value in CI_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     os.environ.setdefault("NST_OUTPUT_DIR", tempfile.mkdtemp(prefix="nst-test-output-"))
+
+
+@pytest.fixture(scope="module")
+def weights():
+    """Tiny VGG-19 weights (4, 8, 16, 32, 32 channels), RGB order."""
+    return sw.make_weights(seed=0, widths_divisor=16)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, weights):
+    """The same tiny weights as current .mat, old .mat and Keras .h5, under names the checksum check skips."""
+    return sw.write_all_formats(tmp_path_factory.mktemp("weights"), weights)

@@ -26,18 +26,6 @@ MAT_NAME = WEIGHTS_SOURCES["matconvnet"].filename
 
 
 @pytest.fixture(scope="module")
-def weights():
-    """Tiny VGG-19 weights (4, 8, 16, 32, 32 channels), RGB order."""
-    return sw.make_weights(seed=0, widths_divisor=16)
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, weights):
-    """The same tiny weights as current .mat, old .mat and Keras .h5, under names the checksum check skips."""
-    return sw.write_all_formats(tmp_path_factory.mktemp("weights"), weights)
-
-
-@pytest.fixture(scope="module")
 def image():
     """Two 48x40 RGB images in [0, 1], float32: the model's input is a batch (N, H, W, 3)."""
     return np.random.default_rng(1).random((2, 48, 40, 3), dtype=np.float32)

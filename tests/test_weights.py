@@ -27,18 +27,6 @@ MAT_NAME = WEIGHTS_SOURCES["matconvnet"].filename
 H5_NAME = WEIGHTS_SOURCES["keras"].filename
 
 
-@pytest.fixture(scope="module")
-def weights():
-    """Tiny VGG-19 weights (4, 8, 16, 32, 32 channels), RGB order."""
-    return sw.make_weights(seed=0, widths_divisor=16)
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, weights):
-    """The same tiny weights as current .mat, old .mat and Keras .h5, under names the checksum check skips."""
-    return sw.write_all_formats(tmp_path_factory.mktemp("weights"), weights)
-
-
 # ---------------------------------------------------------------------------- synthetic files are faithful
 
 
