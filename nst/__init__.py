@@ -6,6 +6,7 @@ sources, download   the published weights files; the resumable, verified downloa
 weights             reading the Keras .h5 and both MatConvNet .mat releases, and random features (no TensorFlow)
 model_options       the precisions, poolings and optimisers a run may choose (no TensorFlow)
 model               load_vgg_model: the frozen feature extractor, in fp32 or bf16
+frozen_conv         its conv + ReLU layer, whose backward pass differentiates the image alone (less memory)
 memory              the memory estimate and check (no TensorFlow)
 images              load, save and resize (H, W, 3) float32 RGB images in [0, 1]; sizes are (height_px, width_px)
 initial             the images an optimisation starts from

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 
+from nst.frozen_conv import FrozenConv2DReLU
 from nst.model_options import PRECISIONS
 from nst.vgg19 import vgg19_layer_names
 from nst.weights import VGGWeights, resolve_weights
@@ -68,19 +69,11 @@ def load_vgg_model(
     layers = []
     for name in build_names:
         if name.startswith("conv"):
-            kernel, bias = vgg.kernels[name], vgg.biases[name]
-            # zeros: no random initial values to draw, set_weights overwrites them at once
-            conv = keras.layers.Conv2D(
-                kernel.shape[-1],
-                3,
-                padding="same",
-                activation="relu",
-                name=name,
-                dtype=dtype,
-                kernel_initializer="zeros",
+            # its backward pass differentiates the image alone; a model output is kept anyway, so its sign is read
+            # from it, any other layer keeps a boolean mask (nst/frozen_conv.py)
+            conv = FrozenConv2DReLU(
+                vgg.kernels[name], vgg.biases[name], keep_output=name in wanted, name=name, dtype=dtype
             )
-            conv.build((None, None, None, kernel.shape[2]))
-            conv.set_weights([kernel, bias])
             layers.append(conv)
         else:
             layers.append(pool_layer(pool_size=2, strides=2, name=name, dtype=dtype))
