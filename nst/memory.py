@@ -11,11 +11,12 @@ from nst.errors import NSTError
 from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 
 # Bytes per activation value kept during one value-and-gradient evaluation, relative to the forward activations:
-# the forward pass keeps every layer for the backward pass, the backward pass adds gradients of the same size and
-# oneDNN adds blocked-layout copies. Fitted to the notebook's peak RSS at 400×300 (1.85 GB) and 1920×1080 (13.3 GB)
-# with about 10 % to spare (docs/benchmarks.md).
-MEMORY_ACTIVATION_FACTOR = 5.0
-MEMORY_BASE_BYTES = 1_200_000_000  # TensorFlow, the kernel, the weights and the images
+# the model outputs stay for the backward pass, the other conv layers keep a boolean mask (nst/frozen_conv.py), and
+# the backward pass adds gradients of the largest layers. Fitted to peak RSS measured in fp32 (docs/benchmarks.md):
+# the notebook's kernel at 1920×1080 (6.5 GB) and one value-and-gradient at 3840×2160 (16.9 GB), with 6–15 % to
+# spare. bf16 needs less. Sizes below about 1000 px are overestimated (400×300: 2.9 GB against 1.8 GB): harmless.
+MEMORY_ACTIVATION_FACTOR = 1.6
+MEMORY_BASE_BYTES = 2_600_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
 
 
 def activation_values(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> dict[str, int]:

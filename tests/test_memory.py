@@ -11,7 +11,8 @@ def test_memory_estimate_grows_with_size_and_depth():
     estimates = [estimate_memory_bytes(h, w, "conv5_1") for h, w in sizes]
     assert estimates == sorted(estimates) and len(set(estimates)) == len(estimates)
     assert estimate_memory_bytes(300, 400, "conv1_1") < estimate_memory_bytes(300, 400, "conv5_1")
-    assert estimate_memory_bytes(1080, 1920) < 16e9, "1920×1080 must fit a 24 GB machine"
+    assert estimate_memory_bytes(1080, 1920) < 8e9, "1920×1080 peaked at 6.5 GB"
+    assert estimate_memory_bytes(2160, 3840) < 21e9, "3840×2160 must fit a 24 GB machine"
 
 
 def test_memory_estimate_refuses_a_layer_that_is_not_vgg19s():
