@@ -11,7 +11,8 @@ Everything is measured in this one run, ours and the reference interleaved, on t
 - time-to-target: the total cost the seed's recipe (Adam, 200 iterations, 400×300) reaches, and how long L-BFGS
   and coarse-to-fine take to reach it;
 - the notebook's default run (its own settings, as `make run` runs it), whole wall time;
-- one 1920×1080 run for peak memory (RSS of the notebook's kernel), against the estimate.
+- one value-and-gradient at 1920×1080 with TensorFlow's own conv gradient and with nst's frozen layers (peak RSS,
+  seconds), and the notebook at 1920×1080 and 3840×2160 for peak memory (RSS of its kernel), against the estimate.
 Weights: the random-feature VGG-19 on both sides (no weights file needed); the compute is identical to real weights.
 """
 
@@ -169,6 +170,58 @@ def run_matmul(work: Path, n: int) -> dict:
     out = work / "matmul.json"
     run_watched([PYTHON, __file__, "_matmul", str(n), str(out)], {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     return json.loads(out.read_text())
+
+
+def run_gradient_probe(width_px: int, height_px: int, layers: str, work: Path) -> dict:
+    """One value-and-gradient of the notebook's costs at W×H in its own process; layers "frozen" (nst's) or "tf"."""
+    out = work / f"gradient-{layers}-{time.time_ns()}.json"
+    command = [PYTHON, __file__, "_gradient", str(width_px), str(height_px), layers, str(out)]
+    wall_s, rss, _ = run_watched(command, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return {**json.loads(out.read_text()), "wall_s": wall_s, "peak_rss_bytes": rss, "layers": layers}
+
+
+def gradient_main(width_px: int, height_px: int, layers: str, out_path: str) -> None:
+    """Seconds of one value-and-gradient (the second of two) with nst's frozen conv layers or with Keras Conv2D
+    layers, whose backward pass TensorFlow derives itself (keeping each input, and its CPU input-gradient kernel)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import nst.model
+    from nst.notebook_costs import notebook_costs
+
+    if layers == "tf":
+
+        def keras_conv(kernel, bias, keep_output, name, dtype):
+            conv = keras.layers.Conv2D(kernel.shape[-1], 3, padding="same", activation="relu", name=name, dtype=dtype)
+            conv.build((None, None, None, kernel.shape[2]))
+            conv.set_weights([kernel, bias])
+            return conv
+
+        nst.model.FrozenConv2DReLU = keras_conv
+    costs = notebook_costs()
+    vgg = nst.model.load_vgg_model("random", output_layers=[CONTENT_LAYER, *STYLE_LAYERS], precision="fp32")
+    rng = np.random.default_rng(0)
+    c, s = (tf.constant(rng.random((1, height_px, width_px, 3)), tf.float32) for _ in range(2))
+    a_c, a_s = vgg(c)[CONTENT_LAYER], vgg(s)
+    g = tf.Variable(c)
+
+    @tf.function
+    def value_and_gradient():
+        with tf.GradientTape() as tape:
+            a_g = vgg(g)
+            j_content = costs["compute_content_cost"](a_c, a_g[CONTENT_LAYER])
+            j_style = costs["compute_style_cost"](a_s, a_g, [(name, 0.2) for name in STYLE_LAYERS])
+            total = costs["total_cost"](j_content, j_style, alpha=10.0, beta=40.0)
+        return total, tape.gradient(total, g)
+
+    seconds = []
+    for _ in range(2):
+        start = time.perf_counter()
+        total, gradient = value_and_gradient()
+        float(total), gradient.numpy()
+        seconds.append(time.perf_counter() - start)
+    Path(out_path).write_text(json.dumps({"seconds": seconds[-1], "total": float(total)}))
 
 
 # ---------------------------------------------------------------------------------------------------- the reference
@@ -357,9 +410,10 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
     if args.quick:
-        sizes, big, recipe_iterations, n_iterations, matmul_n, lbfgs_iterations = [(64, 48)], None, 6, 3, 256, 6
+        sizes, bigs, recipe_iterations, n_iterations, matmul_n, lbfgs_iterations = [(64, 48)], [], 6, 3, 256, 6
     else:
-        sizes, big, recipe_iterations, n_iterations, matmul_n = [(400, 300), (1024, 768)], (1920, 1080), 200, 6, 2048
+        sizes, recipe_iterations, n_iterations, matmul_n = [(400, 300), (1024, 768)], 200, 6, 2048
+        bigs = [(1920, 1080), (3840, 2160)]
         lbfgs_iterations = 40
     out = args.out or (work / "results.md" if args.quick else PROJECT_DIR / "docs" / "benchmark_results.md")
     results: dict = {"machine": machine(), "quick": args.quick}
@@ -410,12 +464,22 @@ def main(argv: list[str] | None = None) -> int:
                 w, h, work, optimizer="lbfgs", coarse_to_fine=3, coarse_iterations=20, iterations=20, precision="fp32"
             )
             save()
-            if big is not None:
-                log(f"{big[0]}x{big[1]}: ours, memory (Adam, 2 iterations)")
-                results["big"] = run_notebook(*big, work, **RECIPE, iterations=2)
-                results["big"]["estimate_bytes"] = estimate_memory_bytes(big[1], big[0], "conv5_1")
-                results["big"]["size"] = f"{big[0]}×{big[1]}"
-                save()
+    # Memory: one value-and-gradient with TensorFlow's own conv gradient and with nst's frozen layers, side by
+    # side, then the notebook itself at the large sizes (Adam, 2 iterations after its 3 trial steps).
+    probe_w, probe_h = sizes[0] if args.quick else bigs[0]
+    results["gradient"] = {}
+    for layers in ("tf", "frozen"):
+        log(f"{probe_w}x{probe_h}: one value-and-gradient, {layers} conv layers")
+        results["gradient"][layers] = run_gradient_probe(probe_w, probe_h, layers, work)
+        results["gradient"][layers]["size"] = f"{probe_w}×{probe_h}"
+        save()
+    results["bigs"] = []
+    for big_w, big_h in bigs:
+        log(f"{big_w}x{big_h}: ours, memory (Adam, 2 iterations)")
+        big = run_notebook(big_w, big_h, work, **RECIPE, iterations=2)
+        big.update(size=f"{big_w}×{big_h}", estimate_bytes=estimate_memory_bytes(big_h, big_w, "conv5_1"))
+        results["bigs"].append(big)
+        save()
     w, h = sizes[0]
     log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
     results["bf16_hardware"] = bf16_hardware()
@@ -554,21 +618,39 @@ def report_time_to_target(results: dict) -> str:
 
 def report_memory(results: dict) -> str:
     """Memory"""
-    if results["quick"]:
-        return "**Memory**: the large run is skipped in quick mode.\n"
-    big = results["big"]
-    lines = [
-        f"**Memory**: {big['size']} (Adam, 2 iterations) peak RSS of the notebook's kernel "
-        f"**{big['peak_rss_bytes'] / 1e9:.2f} GB** (estimate before starting: {big['estimate_bytes'] / 1e9:.2f} GB), "
-        f"{median_seconds(big['rows'], 0):.1f} s/it.",
-        "",
+    probes = results.get("gradient", {})
+    lines = []
+    if probes:
+        tf_probe, ours = probes["tf"], probes["frozen"]
+        lines += [
+            f"**Memory of one value-and-gradient** at {ours['size']} (fp32, its own process, peak RSS of the process): "
+            f"TensorFlow's own conv gradient (Keras Conv2D) {tf_probe['peak_rss_bytes'] / 1e9:.2f} GB, "
+            f"{tf_probe['seconds']:.1f} s; nst's frozen conv layers **{ours['peak_rss_bytes'] / 1e9:.2f} GB** "
+            f"(**{ours['peak_rss_bytes'] / tf_probe['peak_rss_bytes']:.2f}×**), {ours['seconds']:.1f} s "
+            f"(**{ours['seconds'] / tf_probe['seconds']:.2f}×**); same total cost: "
+            f"{ours['total']:.6g} vs {tf_probe['total']:.6g}.",
+            "",
+        ]
+    if results["quick"] or not results.get("bigs"):
+        return "\n".join([*lines, "**Memory**: the large runs are skipped in quick mode.", ""])
+    lines += [
+        "| size | notebook run | peak RSS of its kernel | estimate before starting | s/it |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    return "\n".join(lines)
+    for big in results["bigs"]:
+        lines.append(
+            f"| {big['size']} | Adam, 3 trial steps + 2 iterations, fp32: completed | "
+            f"**{big['peak_rss_bytes'] / 1e9:.2f} GB** | {big['estimate_bytes'] / 1e9:.2f} GB | "
+            f"{median_seconds(big['rows'], 0):.1f} |"
+        )
+    return "\n".join([*lines, ""])
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_reference":
         reference_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_gradient":
+        gradient_main(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
     elif len(sys.argv) > 1 and sys.argv[1] == "_matmul":
         matmul_main(int(sys.argv[2]), sys.argv[3])
     else:

@@ -28,5 +28,7 @@ def test_benchmark_quick_mode_runs_end_to_end(tmp_path):
         "coarse to fine",
         "peak RSS",
         "The default run",
+        "TensorFlow's own conv gradient",
+        "frozen conv layers",
     ):
         assert words in text, f"{words!r} missing from the benchmark's report"
