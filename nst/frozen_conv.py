@@ -6,7 +6,7 @@ where it is positive. TensorFlow's own gradient cannot know that the weights are
 input gradient (`Conv2DBackpropInput`) needs large scratch buffers. This layer's gradient is a forward convolution
 of the masked gradient with the kernel flipped in space and transposed in channels (the adjoint of a stride-1
 'same' 3×3 convolution), and it keeps a boolean mask, or the output where the output is kept anyway. One
-value-and-gradient at 1920×1080 needs 3 GB less and runs faster (docs/benchmarks.md).
+value-and-gradient at 1920×1080 needs 0.58× the memory and 0.80× the time of TensorFlow's (docs/benchmarks.md).
 """
 
 from __future__ import annotations

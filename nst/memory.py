@@ -12,11 +12,11 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 
 # Bytes per activation value kept during one value-and-gradient evaluation, relative to the forward activations:
 # the model outputs stay for the backward pass, the other conv layers keep a boolean mask (nst/frozen_conv.py), and
-# the backward pass adds gradients of the largest layers. Fitted to peak RSS measured in fp32 (docs/benchmarks.md):
-# the notebook's kernel at 1920×1080 (6.5 GB) and one value-and-gradient at 3840×2160 (16.9 GB), with 6–15 % to
-# spare. bf16 needs less. Sizes below about 1000 px are overestimated (400×300: 2.9 GB against 1.8 GB): harmless.
+# the backward pass adds gradients of the largest layers. Fitted to the notebook kernel's peak RSS in fp32
+# (docs/benchmark_results.md): 5.5 GB at 1920×1080 and 18.0 GB at 3840×2160, estimated at 7.6 and 20.4 GB. bf16
+# needs less. Small sizes are overestimated (400×300: 3.5 GB against 1.4 GB), which is harmless.
 MEMORY_ACTIVATION_FACTOR = 1.6
-MEMORY_BASE_BYTES = 2_600_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
+MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
 
 
 def activation_values(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> dict[str, int]:
