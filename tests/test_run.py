@@ -255,8 +255,15 @@ def test_an_interrupt_while_waiting_stops_the_run_and_keeps_its_work(tmp_path, c
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == len(run.history) + 1
 
 
-def test_interrupted_wait_stops_the_run_and_returns_after_the_final_image(tmp_path, capsys):
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # SIGINT raises KeyboardInterrupt
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt, as in a kernel, even where pytest started with SIGINT ignored (nohup, &)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_interrupted_wait_stops_the_run_and_returns_after_the_final_image(tmp_path, capsys, sigint_raises):
     run = slow_run(tmp_path).start()
     # A real SIGINT, as a kernel interrupt sends: it wakes the main thread from a blocking wait, as Ctrl-C does.
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
