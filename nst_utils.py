@@ -9,8 +9,8 @@
     memory        check_memory (nst.memory)
     runs          StyleTransferRun, make_run_dir, RunFolder (nst.run, nst.run_folder)
     optimisers    LBFGS, coarse_sizes (nst.optimisers)
-    video         optical_flow, warp, warm_start_image, consistency_mask, flow_to_rgb, probe_clip, read_frames,
-                  VideoRunFolder, VideoSettings, SAMPLE_CLIP_PATH, notebook_costs, weight_slider: what notebook 02 adds
+    video         optical_flow, warp, consistency_mask, flow_to_rgb, probe_clip, read_frames, VideoRunFolder,
+                  VideoSettings, SAMPLE_CLIP_PATH, notebook_costs, weight_slider: what notebook 02 adds
     checks        check_close, below: what the notebooks' check cells call
 
 The costs (content, Gram, style, total) are *not* here: they live in the notebook, where they are taught.
@@ -44,7 +44,7 @@ _EXPORTS = {
     "nst.optimisers": ("LBFGS", "coarse_sizes"),
     "nst.live_view": ("weight_slider",),
     "nst.notebook_costs": ("notebook_costs",),
-    "nst.video": ("optical_flow", "warp", "warm_start_image", "consistency_mask", "flow_to_rgb"),
+    "nst.video": ("optical_flow", "warp", "consistency_mask", "flow_to_rgb"),
     "nst.video_io": ("probe_clip", "read_frames", "VideoRunFolder"),
     "nst.video_settings": ("VideoSettings", "SAMPLE_CLIP_PATH"),
 }

@@ -72,28 +72,10 @@ def consistency_mask(flow_back_px: np.ndarray, flow_forward_px: np.ndarray) -> n
     d_dy, d_dx = np.gradient(back, axis=(0, 1))  # each (H, W, 2): derivatives of (û, v̂) down and across
     variation = np.sum(d_dx**2 + d_dy**2, axis=2)
     boundary = variation > BOUNDARY_RELATIVE * np.sum(back**2, axis=2) + BOUNDARY_PX2
-    return (~(disoccluded | boundary | entering(back))).astype(np.float32)
-
-
-def entering(flow_back_px: np.ndarray) -> np.ndarray:
-    """Bool (H, W): pixels of frame t whose point x + ŵ(x) lies outside frame t−1, i.e. that enter the picture."""
-    map_x, map_y = _sample_points(np.asarray(flow_back_px, dtype=np.float32))
-    height_px, width_px = flow_back_px.shape[:2]
-    return (map_x < 0) | (map_x > width_px - 1) | (map_y < 0) | (map_y > height_px - 1)
-
-
-def warm_start_image(
-    previous_rgb01: np.ndarray, frame_rgb01: np.ndarray, flow_back_px: np.ndarray, noise_ratio: float, seed: int | None
-) -> np.ndarray:
-    """Frame t's starting image: the previous stylised frame warped onto frame t, except where pixels enter the
-    picture. There warp() could only repeat the edge pixel, which a few iterations smear across the strip; those
-    pixels start instead from frame t's own noisy content, as the first frame does (nst.initial)."""
-    from nst.initial import generate_noise_image
-
-    start = warp(previous_rgb01, flow_back_px)
-    new = entering(flow_back_px)
-    start[new] = generate_noise_image(frame_rgb01, noise_ratio, seed)[new]
-    return start
+    map_x, map_y = _sample_points(back)
+    height_px, width_px = back.shape[:2]
+    outside = (map_x < 0) | (map_x > width_px - 1) | (map_y < 0) | (map_y > height_px - 1)
+    return (~(disoccluded | boundary | outside)).astype(np.float32)
 
 
 def flow_to_rgb(flow_px: np.ndarray, max_px: float | None = None) -> np.ndarray:

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from nst import video
-from nst.initial import generate_noise_image
 from nst.video_synthetic import moving_square_frames, square_pos_px
 
 HEIGHT_PX, WIDTH_PX, SQUARE_PX, STEP_PX = 96, 128, 32, 4
@@ -60,18 +59,6 @@ def test_the_mask_distrusts_points_that_leave_the_frame():
     flow[..., 0] = 3.0  # every point moved 3 px right: the last 3 columns came from outside
     c = video.consistency_mask(flow, -flow)
     assert c[:, :5].all() and not c[:, 5:].any()
-
-
-def test_warm_start_image_keeps_the_warp_and_starts_entering_pixels_from_the_frame():
-    rng = np.random.default_rng(1)
-    previous, frame = (rng.random((8, 10, 3)).astype(np.float32) for _ in range(2))
-    flow = np.zeros((8, 10, 2), np.float32)
-    flow[..., 0] = 3.0  # a pan: the last 3 columns of frame t were outside frame t−1
-    start = video.warm_start_image(previous, frame, flow, noise_ratio=0.6, seed=5)
-    np.testing.assert_array_equal(start[:, :7], video.warp(previous, flow)[:, :7])
-    np.testing.assert_array_equal(start[:, 7:], generate_noise_image(frame, 0.6, 5)[:, 7:])
-    assert start.dtype == np.float32 and start.shape == previous.shape
-    np.testing.assert_array_equal(video.warm_start_image(previous, frame, np.zeros_like(flow), 0.6, 5), previous)
 
 
 def test_zero_flow_is_trusted_everywhere():
