@@ -3,10 +3,11 @@
 Style transfer differentiates the cost with respect to the pixels, never the weights. So the backward pass of a
 frozen conv + ReLU needs no copy of the layer's input (that is for the weight gradient) and, of its output, only
 where it is positive. TensorFlow's own gradient cannot know that the weights are frozen, and its CPU kernel for the
-input gradient (`Conv2DBackpropInput`) needs large scratch buffers. This layer's gradient is a forward convolution
-of the masked gradient with the kernel flipped in space and transposed in channels (the adjoint of a stride-1
-'same' 3×3 convolution), and it keeps a boolean mask, or the output where the output is kept anyway. One
-value-and-gradient at 1920×1080 needs 0.58× the memory and 0.80× the time of TensorFlow's (docs/benchmarks.md).
+input gradient (`Conv2DBackpropInput`) was measured to need far more memory than a forward convolution does. This
+layer's gradient is a forward convolution of the masked gradient with the kernel flipped in space and transposed in
+channels (the adjoint of a stride-1 'same' 3×3 convolution), and it keeps a boolean mask, or the output where the
+output is kept anyway. One value-and-gradient at 1920×1080 needs 0.58× the memory and 0.80× the time of TensorFlow's
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations

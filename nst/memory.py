@@ -39,8 +39,8 @@ def activation_values(height_px: int, width_px: int, deepest_layer: str = "conv5
 def estimate_memory_bytes(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> int:
     """Peak memory (bytes) of one value-and-gradient evaluation of G at height_px × width_px through `deepest_layer`.
 
-    The sum of every layer's float32 activations up to `deepest_layer` (all kept for the backward pass), times
-    MEMORY_ACTIVATION_FACTOR (gradients, layout copies), plus MEMORY_BASE_BYTES.
+    The sum of every layer's float32 activations up to `deepest_layer`, times MEMORY_ACTIVATION_FACTOR (what the
+    backward pass keeps and the gradients it makes), plus MEMORY_BASE_BYTES.
     """
     values = 3 * height_px * width_px + sum(activation_values(height_px, width_px, deepest_layer).values())
     return int(MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * 4 * values)
