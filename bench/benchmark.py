@@ -38,6 +38,7 @@ CONTENT_LAYER = "conv4_2"  # the notebook's defaults; the reference uses the sam
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 # The course's recipe, which the targets are measured against: Adam at learning rate 0.01, full size, fp32.
 RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "coarse_to_fine": 1, "precision": "fp32"}
+BIG_SIZES = ((1920, 1080), (3840, 2160))  # (width_px, height_px) of the notebook runs measured for memory
 KERAS_NAMES = {f"conv{b}_{i}": f"block{b}_conv{i}" for b in range(1, 6) for i in range(1, 5)}
 
 
@@ -148,9 +149,14 @@ def judged_fp32_cost(final_path: Path, content: Path, style: Path, height_px: in
     side_px = max(height_px, width_px)
     g, c, s = (load_image(path, max_side_px=side_px)[None] for path in (final_path, content, style))
     a_g, a_c, a_s = vgg(tf.constant(g)), vgg(tf.constant(c)), vgg(tf.constant(s))
-    j_content = costs["compute_content_cost"](a_c[CONTENT_LAYER], a_g[CONTENT_LAYER])
-    j_style = costs["compute_style_cost"](a_s, a_g, [(name, 0.2) for name in STYLE_LAYERS])
-    return float(costs["total_cost"](j_content, j_style, alpha=10.0, beta=40.0))
+    return float(default_total_cost(costs, a_c[CONTENT_LAYER], a_s, a_g))
+
+
+def default_total_cost(costs: dict, a_content, style_activations: dict, generated_activations: dict):
+    """α·J_content + β·J_style with the notebook's own costs, default layers, α = 10 and β = 40 (a tensor)."""
+    j_content = costs["compute_content_cost"](a_content, generated_activations[CONTENT_LAYER])
+    j_style = costs["compute_style_cost"](style_activations, generated_activations, [(n, 0.2) for n in STYLE_LAYERS])
+    return costs["total_cost"](j_content, j_style, alpha=10.0, beta=40.0)
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -219,10 +225,7 @@ def gradient_main(width_px: int, height_px: int, layers: str, out_path: str) -> 
     @tf.function
     def value_and_gradient():
         with tf.GradientTape() as tape:
-            a_g = vgg(g)
-            j_content = costs["compute_content_cost"](a_c, a_g[CONTENT_LAYER])
-            j_style = costs["compute_style_cost"](a_s, a_g, [(name, 0.2) for name in STYLE_LAYERS])
-            total = costs["total_cost"](j_content, j_style, alpha=10.0, beta=40.0)
+            total = default_total_cost(costs, a_c, a_s, vgg(g))
         return total, tape.gradient(total, g)
 
     seconds = []
@@ -415,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun_memory:  # e.g. after a memory fix: the large runs again, as rows of their own
         results = json.loads(args.rerun_memory.read_text())
         work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
-        for w, h in ((1920, 1080), (3840, 2160)):
+        for w, h in BIG_SIZES:
             results["bigs"].append(run_big(w, h, work, note=f"rerun: {args.note}"))
             args.rerun_memory.write_text(json.dumps(results, indent=1, default=str))
         args.report_only = args.rerun_memory
@@ -431,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes, bigs, recipe_iterations, n_iterations, matmul_n, lbfgs_iterations = [(64, 48)], [], 6, 3, 256, 6
     else:
         sizes, recipe_iterations, n_iterations, matmul_n = [(400, 300), (1024, 768)], 200, 6, 2048
-        bigs = [(1920, 1080), (3840, 2160)]
+        bigs = BIG_SIZES
         lbfgs_iterations = 40
     out = args.out or (work / "results.md" if args.quick else PROJECT_DIR / "docs" / "benchmark_results.md")
     results: dict = {"machine": machine(), "quick": args.quick}
