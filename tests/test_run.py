@@ -184,13 +184,18 @@ def test_a_cost_that_rises_but_stays_below_the_blow_up_goes_on():
     assert run.error is None and [row["content"] for row in run.history] == contents
 
 
-def test_stop_and_pause_keep_the_work_done(tmp_path):
+def paused_toy_run(tmp_path):
+    """A long toy run, started and paused after 2 iterations; returns it and its history length once paused."""
     run, _, _ = toy_run(tmp_path, iterations=100_000)
     run.start()
     wait_for_history(run, 2)
     run.pause()
     time.sleep(0.2)
-    paused_at = len(run.history)
+    return run, len(run.history)
+
+
+def test_stop_and_pause_keep_the_work_done(tmp_path):
+    run, paused_at = paused_toy_run(tmp_path)
     time.sleep(0.2)
     assert len(run.history) <= paused_at + 1, "a paused run keeps stepping"
     run.stop()
@@ -202,12 +207,7 @@ def test_stop_and_pause_keep_the_work_done(tmp_path):
 
 
 def test_resume_continues_a_paused_run(tmp_path):
-    run, _, _ = toy_run(tmp_path, iterations=100_000)
-    run.start()
-    wait_for_history(run, 2)
-    run.pause()
-    time.sleep(0.2)
-    paused_at = len(run.history)
+    run, paused_at = paused_toy_run(tmp_path)
     run.resume()
     wait_for_history(run, paused_at + 3)
     run.stop()
