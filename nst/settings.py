@@ -57,7 +57,7 @@ class Settings(SettingsMethods):
     optimizer: str = "adam"  # "adam" (the course's, this notebook's train_step) or "lbfgs" (faster, fewer iterations)
     coarse_to_fine: int = 1  # number of sizes, each twice the previous, ending at max_side_px (1: full size only)
     coarse_iterations: int = 20  # L-BFGS iterations at each coarse size
-    precision: str = "auto"  # "auto" (bf16 where the CPU or GPU runs it natively, else fp32), "fp32" or "bf16"
+    precision: str = "auto"  # "auto" (bf16 where native, but fp32 for L-BFGS and elsewhere), "fp32" or "bf16"
     learning_rate: float = 0.05  # Adam step size, in [0, 1] pixel units
     alpha: float = 10.0  # α, weight of the content cost
     beta: float = 40.0  # β, weight of the style cost

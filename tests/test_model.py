@@ -298,6 +298,18 @@ def test_choose_precision_follows_the_hardware(monkeypatch, precision, fast, cho
     assert "\n" not in reason
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_precision_keeps_lbfgs_in_fp32(monkeypatch, fast):
+    # L-BFGS fits bf16's rounding error (docs/benchmarks.md): "auto" gives it fp32 even where bf16 is native, and
+    # says why; asked for explicitly, bf16 is still given.
+    monkeypatch.setattr(nst.model, "bf16_hardware", _hardware(fast))
+    got, reason = choose_precision("auto", optimizer="lbfgs")
+    assert got == "fp32"
+    assert ("fp32 for L-BFGS" in reason) == fast, reason
+    assert choose_precision("auto", optimizer="adam")[0] == ("bf16" if fast else "fp32")
+    assert choose_precision("bf16", optimizer="lbfgs")[0] == "bf16"
+
+
 def test_auto_precision_builds_the_model_the_hardware_suits(monkeypatch):
     for fast, chosen, compute_dtype in ((True, "bf16", "bfloat16"), (False, "fp32", "float32")):
         monkeypatch.setattr(nst.model, "bf16_hardware", _hardware(fast))
