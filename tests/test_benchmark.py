@@ -28,6 +28,8 @@ def test_benchmark_quick_mode_runs_end_to_end(tmp_path):
         "coarse to fine",
         "peak RSS",
         "The default run",
+        "from fp32 on the fp32 scale",  # the default in the precision "auto" did not choose, judged in fp32
+        "L-BFGS in bf16",
         "TensorFlow's own conv gradient",
         "frozen conv layers",
     ):
