@@ -242,12 +242,22 @@ def _check_decode_memory(
     width_px, height_px = image.size  # after draft(): the size libjpeg will decode at
     bytes_per_px = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
     # the decoded image, one converted copy (4 bytes/px at most), the float32 RGB result
-    needed_bytes = width_px * height_px * (bytes_per_px + 4) + size_wh[0] * size_wh[1] * 3 * 4
+    decode_bytes = width_px * height_px * (bytes_per_px + 4)
     if image.format == "JPEG" and image.info.get("progressive"):
         # libjpeg keeps every DCT coefficient of a progressive file (2 bytes/px/band) whatever the draft scale
-        needed_bytes += stored_size_wh[0] * stored_size_wh[1] * len(image.getbands()) * 2
+        decode_bytes += stored_size_wh[0] * stored_size_wh[1] * len(image.getbands()) * 2
+    result_bytes = size_wh[0] * size_wh[1] * 3 * 4
+    needed_bytes = decode_bytes + result_bytes
     if needed_bytes <= MAX_DECODE_BYTES:
         return
+    room_bytes = MAX_DECODE_BYTES - decode_bytes
+    if max_side is not None and result_bytes > decode_bytes and room_bytes > 0:  # the size asked for is too large
+        fitting_px = int(max_side * math.sqrt(room_bytes / result_bytes))
+        raise ImageFileError(
+            f"max_side_px={max_side} would make {path} {size_wh[0]}x{size_wh[1]} px, about "
+            f"{needed_bytes // 2**20} MB of memory (limit {MAX_DECODE_BYTES // 2**20} MB); "
+            f"use max_side_px={fitting_px} or less"
+        )
     fix = (
         "pass a max_side_px such as 400, or downscale the file first"
         if max_side is None

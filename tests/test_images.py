@@ -579,6 +579,18 @@ def test_memory_limit_is_checked_before_decoding(tmp_path, monkeypatch):
     assert decoded == [], "the file was decoded before its size was checked"
 
 
+def test_a_max_side_too_large_for_memory_names_the_value_and_one_that_fits(tmp_path, monkeypatch):
+    path = _save(Image.new("RGB", (120, 90)), tmp_path / "small.png")  # tiny to decode; huge when upscaled
+    monkeypatch.setattr(nst.images, "MAX_DECODE_BYTES", 8 * 2**20)
+    with pytest.raises(ImageFileError) as error:
+        load_image(path, max_side_px=2000)  # 2000x1500 px of float32 RGB: 34 MB
+    _assert_one_line_naming(error, path, "max_side_px=2000", "2000x1500 px", "limit 8 MB")
+    assert "downscale the file" not in str(error.value), "the file is fine: the size asked for is the trouble"
+    fitting_px = int(str(error.value).split("use max_side_px=")[1].split()[0])
+    assert 600 <= fitting_px < 2000
+    assert max(load_image(path, max_side_px=fitting_px).shape[:2]) == fitting_px
+
+
 def test_unconvertible_colour_mode(tmp_path, two_colour_rgb, monkeypatch):
     path = _save(two_colour_rgb, tmp_path / "odd.tif")
 
