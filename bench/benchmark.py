@@ -38,7 +38,8 @@ CONTENT_LAYER = "conv4_2"  # the notebook's defaults; the reference uses the sam
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 # The course's recipe, which the targets are measured against: Adam at learning rate 0.01, full size, fp32.
 RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "coarse_to_fine": 1, "precision": "fp32"}
-BIG_SIZES = ((1920, 1080), (3840, 2160))  # (width_px, height_px) of the notebook runs measured for memory
+# (width_px, height_px, optimizer) of the notebook runs measured for memory
+BIG_RUNS = ((1920, 1080, "adam"), (3840, 2160, "adam"), (1920, 1080, "lbfgs"))
 KERAS_NAMES = {f"conv{b}_{i}": f"block{b}_conv{i}" for b in range(1, 6) for i in range(1, 5)}
 
 
@@ -179,13 +180,15 @@ def run_matmul(work: Path, n: int) -> dict:
     return json.loads(out.read_text())
 
 
-def run_big(width_px: int, height_px: int, work: Path, note: str = "") -> dict:
-    """The notebook at a large size for its peak memory: Adam, fp32, its 3 trial steps and 2 iterations."""
+def run_big(width_px: int, height_px: int, work: Path, optimizer: str = "adam", note: str = "") -> dict:
+    """The notebook at a large size for its peak memory: fp32, its trial steps (3 of Adam, or 2 of L-BFGS on a copy)
+    and 2 iterations."""
     from nst.memory import estimate_memory_bytes
 
-    big = run_notebook(width_px, height_px, work, judge=False, **RECIPE, iterations=2)  # judging 4K needs 20 GB
-    estimate = estimate_memory_bytes(height_px, width_px, "conv5_1")
-    return {**big, "size": f"{width_px}×{height_px}", "estimate_bytes": estimate, "note": note}
+    parameters = {**RECIPE, "optimizer": optimizer, "iterations": 2}
+    big = run_notebook(width_px, height_px, work, judge=False, **parameters)  # judging 4K needs 20 GB
+    estimate = estimate_memory_bytes(height_px, width_px, "conv5_1", optimizer)
+    return {**big, "size": f"{width_px}×{height_px}", "estimate_bytes": estimate, "note": note, "optimizer": optimizer}
 
 
 def run_gradient_probe(width_px: int, height_px: int, layers: str, work: Path) -> dict:
@@ -428,6 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rerun-memory", type=Path, help="add the large memory runs again to a results .json")
     parser.add_argument("--note", default="", help="with --rerun-memory: what changed, shown beside its rows")
+    parser.add_argument(
+        "--big",
+        action="append",
+        default=[],
+        metavar="WxH:OPTIMIZER",
+        help="with --rerun-memory: only these of the large runs, e.g. 1920x1080:lbfgs (default: all)",
+    )
     args = parser.parse_args(argv)
     if args.rerun_default:  # e.g. after tuning the defaults: same session, recorded as a separate row
         results = json.loads(args.rerun_default.read_text())
@@ -440,8 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun_memory:  # e.g. after a memory fix: the large runs again, as rows of their own
         results = json.loads(args.rerun_memory.read_text())
         work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
-        for w, h in BIG_SIZES:
-            results["bigs"].append(run_big(w, h, work, note=f"rerun: {args.note}"))
+        chosen = [run for run in BIG_RUNS if not args.big or f"{run[0]}x{run[1]}:{run[2]}" in args.big]
+        if not chosen:
+            raise SystemExit(f"--big {args.big}: choose from {', '.join(f'{w}x{h}:{o}' for w, h, o in BIG_RUNS)}")
+        for w, h, optimizer in chosen:
+            results["bigs"].append(run_big(w, h, work, optimizer, note=f"rerun: {args.note}"))
             args.rerun_memory.write_text(json.dumps(results, indent=1, default=str))
         args.report_only = args.rerun_memory
     if args.report_only:
@@ -456,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes, bigs, recipe_iterations, n_iterations, matmul_n, lbfgs_iterations = [(64, 48)], [], 6, 3, 256, 6
     else:
         sizes, recipe_iterations, n_iterations, matmul_n = [(400, 300), (1024, 768)], 200, 6, 2048
-        bigs = BIG_SIZES
+        bigs = BIG_RUNS
         lbfgs_iterations = 40
     out = args.out or (work / "results.md" if args.quick else PROJECT_DIR / "docs" / "benchmark_results.md")
     results: dict = {"machine": machine(), "quick": args.quick}
@@ -511,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             save()
     # Memory: one value-and-gradient with TensorFlow's own conv gradient and with nst's frozen layers, side by
     # side, then the notebook itself at the large sizes (Adam, 2 iterations after its 3 trial steps).
-    probe_w, probe_h = sizes[0] if args.quick else bigs[0]
+    probe_w, probe_h = sizes[0] if args.quick else bigs[0][:2]
     results["gradient"] = {}
     for layers in ("tf", "frozen"):
         log(f"{probe_w}x{probe_h}: one value-and-gradient, {layers} conv layers")
@@ -519,9 +532,9 @@ def main(argv: list[str] | None = None) -> int:
         results["gradient"][layers]["size"] = f"{probe_w}×{probe_h}"
         save()
     results["bigs"] = []
-    for big_w, big_h in bigs:
-        log(f"{big_w}x{big_h}: ours, memory (Adam, 2 iterations)")
-        results["bigs"].append(run_big(big_w, big_h, work))
+    for big_w, big_h, optimizer in bigs:
+        log(f"{big_w}x{big_h}: ours, memory ({optimizer}, 2 iterations)")
+        results["bigs"].append(run_big(big_w, big_h, work, optimizer))
         save()
     w, h = sizes[0]
     log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
@@ -681,6 +694,8 @@ def judged(run: dict) -> str:
 
 def report_memory(results: dict) -> str:
     """Memory"""
+    from nst.memory import OPTIMIZER_NAMES
+
     probes = results.get("gradient", {})
     lines = []
     if probes:
@@ -697,13 +712,14 @@ def report_memory(results: dict) -> str:
     if results["quick"] or not results.get("bigs"):
         return "\n".join([*lines, "**Memory**: the large runs are skipped in quick mode.", ""])
     lines += [
-        "| size | notebook run (Adam, 3 trial steps + 2 iterations, fp32) | peak RSS of its kernel | estimate before "
+        "| size | notebook run (trial steps + 2 iterations, fp32) | peak RSS of its kernel | estimate before "
         "starting | s/it |",
         "| --- | --- | --- | --- | --- |",
     ]
     for big in results["bigs"]:
         lines.append(
-            f"| {big['size']} | completed{'; ' + big['note'] if big.get('note') else ''} | "
+            f"| {big['size']} | {OPTIMIZER_NAMES[big.get('optimizer', 'adam')]}, completed"
+            f"{'; ' + big['note'] if big.get('note') else ''} | "
             f"**{big['peak_rss_bytes'] / 1e9:.2f} GB** | {big['estimate_bytes'] / 1e9:.2f} GB | "
             f"{median_seconds(big['rows'], 0):.1f} |"
         )

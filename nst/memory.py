@@ -17,6 +17,13 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 # needs less. Small sizes are overestimated (400×300: 3.5 GB against 1.4 GB), which is harmless.
 MEMORY_ACTIVATION_FACTOR = 1.6
 MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
+# L-BFGS adds float64 arrays the size of the image: scipy's L-BFGS-B keeps 2 × 10 correction vectors and its work
+# arrays, and nst.optimisers.LBFGS the gradient and copies of x. Measured on the notebook with L-BFGS at 1920×1080,
+# fp32: 7.63 and 7.89 GB peak RSS in two runs against Adam's 5.48 GB, 346–388 bytes for each of 6.2 million values
+# (docs/benchmarks.md); MEMORY_BASE_BYTES's cushion covers the rest.
+LBFGS_BYTES_PER_IMAGE_VALUE = 350
+OPTIMIZER_NAMES = {"adam": "Adam", "lbfgs": "L-BFGS"}
+OPTIMIZERS = tuple(OPTIMIZER_NAMES)
 
 
 def activation_values(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> dict[str, int]:
@@ -36,14 +43,21 @@ def activation_values(height_px: int, width_px: int, deepest_layer: str = "conv5
     return values
 
 
-def estimate_memory_bytes(height_px: int, width_px: int, deepest_layer: str = "conv5_1") -> int:
-    """Peak memory (bytes) of one value-and-gradient evaluation of G at height_px × width_px through `deepest_layer`.
+def estimate_memory_bytes(
+    height_px: int, width_px: int, deepest_layer: str = "conv5_1", optimizer: str = "adam"
+) -> int:
+    """Peak memory (bytes) of a run optimising G at height_px × width_px through `deepest_layer` with `optimizer`.
 
     The sum of every layer's float32 activations up to `deepest_layer`, times MEMORY_ACTIVATION_FACTOR (what the
-    backward pass keeps and the gradients it makes), plus MEMORY_BASE_BYTES.
+    backward pass keeps and the gradients it makes), plus MEMORY_BASE_BYTES; for "lbfgs", plus its float64 arrays
+    (LBFGS_BYTES_PER_IMAGE_VALUE for each of the image's 3 · H · W values).
     """
-    values = 3 * height_px * width_px + sum(activation_values(height_px, width_px, deepest_layer).values())
-    return int(MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * 4 * values)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={optimizer!r}: choose one of {', '.join(map(repr, OPTIMIZERS))}")
+    image_values = 3 * height_px * width_px
+    values = image_values + sum(activation_values(height_px, width_px, deepest_layer).values())
+    optimiser_bytes = LBFGS_BYTES_PER_IMAGE_VALUE * image_values if optimizer == "lbfgs" else 0
+    return int(MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * 4 * values + optimiser_bytes)
 
 
 def available_memory_bytes() -> int:
@@ -59,26 +73,35 @@ def available_memory_bytes() -> int:
         raise NSTError("cannot tell how much memory is available (no psutil, no /proc/meminfo)") from None
 
 
-def check_memory(height_px: int, width_px: int, deepest_layer: str = "conv5_1", available_bytes: int | None = None):
+def check_memory(
+    height_px: int,
+    width_px: int,
+    deepest_layer: str = "conv5_1",
+    available_bytes: int | None = None,
+    optimizer: str = "adam",
+):
     """Refuse, before anything long starts, a size whose estimated memory would not fit; returns the estimate."""
     available = available_memory_bytes() if available_bytes is None else int(available_bytes)
-    needed = estimate_memory_bytes(height_px, width_px, deepest_layer)
+    needed = estimate_memory_bytes(height_px, width_px, deepest_layer, optimizer)
     if needed <= available:
         return needed
+    advice = fitting_advice(height_px, width_px, deepest_layer, available, optimizer)
     raise NSTError(
-        f"{width_px}×{height_px} px through {deepest_layer} needs about {needed / 1e9:.1f} GB, but only "
-        f"{available / 1e9:.1f} GB is available; {fitting_advice(height_px, width_px, deepest_layer, available)}"
+        f"{width_px}×{height_px} px through {deepest_layer} with {OPTIMIZER_NAMES[optimizer]} needs about "
+        f"{needed / 1e9:.1f} GB, but only {available / 1e9:.1f} GB is available; {advice}"
     )
 
 
-def fitting_max_side(height_px: int, width_px: int, deepest_layer: str, available_bytes: int) -> int | None:
+def fitting_max_side(
+    height_px: int, width_px: int, deepest_layer: str, available_bytes: int, optimizer: str = "adam"
+) -> int | None:
     """The largest long side (a multiple of 16 px, aspect kept) whose estimate fits in `available_bytes`, or None."""
     long_side = max(height_px, width_px)
     fitting = long_side
     while (
         fitting > MIN_SHORT_SIDE_PX
         and estimate_memory_bytes(
-            round(height_px * fitting / long_side), round(width_px * fitting / long_side), deepest_layer
+            round(height_px * fitting / long_side), round(width_px * fitting / long_side), deepest_layer, optimizer
         )
         > available_bytes
     ):
@@ -86,9 +109,11 @@ def fitting_max_side(height_px: int, width_px: int, deepest_layer: str, availabl
     return fitting // 16 * 16 if fitting > MIN_SHORT_SIDE_PX else None
 
 
-def fitting_advice(height_px: int, width_px: int, deepest_layer: str, available_bytes: int) -> str:
+def fitting_advice(
+    height_px: int, width_px: int, deepest_layer: str, available_bytes: int, optimizer: str = "adam"
+) -> str:
     """'use max_side_px=N or less', or what to do when even the smallest size does not fit."""
-    fitting = fitting_max_side(height_px, width_px, deepest_layer, available_bytes)
+    fitting = fitting_max_side(height_px, width_px, deepest_layer, available_bytes, optimizer)
     if fitting is None:
         return "free some memory (even the smallest size does not fit)"
     return f"use max_side_px={fitting} or less"

@@ -13,6 +13,7 @@ import csv
 import errno
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -231,6 +232,17 @@ def test_a_bad_value_is_one_line_naming_the_parameter_and_makes_no_folder(output
     done = nst_cli("stylise", *SMALL, "-p", name, value, "--output-root", str(output_root), env=env)
     line = assert_refused(done, env, before, [output_root])
     assert line.startswith(f"error: {name}") and fix in line, line
+
+
+@pytest.mark.parametrize(("optimizer", "name"), [("adam", "Adam"), ("lbfgs", "L-BFGS")])
+def test_a_size_too_large_for_memory_is_one_line_with_a_size_that_fits(output_root, env, optimizer, name):
+    # 20000 px on the long side (the photo upscaled) needs hundreds of GB: refused before any kernel or decoding,
+    # with the largest max_side_px whose estimate fits this machine now.
+    before = snapshot(output_root)
+    args = ["-p", "max_side_px", "20000", "-p", "optimizer", repr(optimizer), "--output-root", str(output_root)]
+    line = assert_refused(nst_cli("stylise", *args, env=env), env, before, [output_root])
+    assert line.startswith(f"error: 20000×15000 px through conv5_1 with {name} needs about "), line
+    assert re.search(r"GB is available; use max_side_px=\d+ or less$", line), line
 
 
 # ---------------------------------------------------------------------------- 2. a bad path, before any kernel

@@ -15,6 +15,22 @@ def test_memory_estimate_grows_with_size_and_depth():
     assert estimate_memory_bytes(2160, 3840) < 21e9, "3840×2160 must fit a 24 GB machine"
 
 
+def test_lbfgs_needs_its_float64_arrays_on_top():
+    # Measured (docs/benchmarks.md): at 1920×1080 L-BFGS peaked at 7.63 and 7.89 GB, Adam at 5.48 GB.
+    adam, lbfgs = (estimate_memory_bytes(1080, 1920, optimizer=name) for name in ("adam", "lbfgs"))
+    assert lbfgs >= 7.89e9 and 2.0e9 <= lbfgs - adam <= 2.5e9
+    # 3840×2160 fits a 24 GB machine with Adam but not with L-BFGS, which is told the size that would.
+    available = 21e9
+    check_memory(2160, 3840, available_bytes=available, optimizer="adam")
+    with pytest.raises(NSTError, match=r"3840×2160 px through conv5_1 with L-BFGS needs .* max_side_px=\d+") as err:
+        check_memory(2160, 3840, available_bytes=available, optimizer="lbfgs")
+    suggested = int(str(err.value).split("max_side_px=")[1].split()[0])
+    assert 1920 <= suggested < 3840
+    assert estimate_memory_bytes(round(2160 * suggested / 3840), suggested, optimizer="lbfgs") <= available
+    with pytest.raises(ValueError, match="optimizer='sgd'"):
+        estimate_memory_bytes(300, 400, optimizer="sgd")
+
+
 def test_memory_estimate_refuses_a_layer_that_is_not_vgg19s():
     with pytest.raises(ValueError, match="deepest_layer='conv6_1' is not a VGG-19 layer"):
         estimate_memory_bytes(300, 400, "conv6_1")
