@@ -69,7 +69,7 @@ class VideoSettings(still.SettingsMethods):
     noise_ratio: float = 0.6  # share of noise in the first frame's starting image
     init: str = "noisy_content"  # the first frame's starting image (see the first notebook)
     seed: int = 0  # seeds the initial noise
-    precision: str = "auto"  # "auto", "fp32" or "bf16" (see the first notebook)
+    precision: str = "auto"  # "auto" (fp32: the frames use L-BFGS), "fp32" or "bf16" (see the first notebook)
     weights: str | None = None  # a VGG-19 weights file; None: the one in pretrained-model/, else random features
     pooling: str = "avg"  # "avg" (Gatys et al.) or "max"
     output_root: str = str(OUTPUT_DIR)  # each run gets a new folder here
