@@ -17,6 +17,14 @@ class ImageFileError(NSTError, ValueError):
     """An image file that cannot be used as content or style."""
 
 
+class ImageSizeError(ImageFileError):
+    """A size asked for that an image would be too large to hold at; `fitting_max_side_px` is the largest that fits."""
+
+    def __init__(self, message: str, fitting_max_side_px: int):
+        super().__init__(message)
+        self.fitting_max_side_px = fitting_max_side_px
+
+
 class SettingsError(NSTError, ValueError):
     """A setting of the run that is out of range or of the wrong type."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
-from nst.errors import ImageFileError, one_line
+from nst.errors import ImageFileError, ImageSizeError, one_line
 from nst.paths import IMAGES_DIR
 from nst.vgg19 import MIN_SHORT_SIDE_PX
 
@@ -253,10 +253,11 @@ def _check_decode_memory(
     room_bytes = MAX_DECODE_BYTES - decode_bytes
     if max_side is not None and result_bytes > decode_bytes and room_bytes > 0:  # the size asked for is too large
         fitting_px = int(max_side * math.sqrt(room_bytes / result_bytes))
-        raise ImageFileError(
+        raise ImageSizeError(
             f"max_side_px={max_side} would make {path} {size_wh[0]}x{size_wh[1]} px, about "
             f"{needed_bytes // 2**20} MB of memory (limit {MAX_DECODE_BYTES // 2**20} MB); "
-            f"use max_side_px={fitting_px} or less"
+            f"use max_side_px={fitting_px} or less",
+            fitting_px,
         )
     fix = (
         "pass a max_side_px such as 400, or downscale the file first"
@@ -363,7 +364,19 @@ def style_max_side(max_side_px: int, style_scale: float, style_size_px: tuple[in
 def load_style_image(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> np.ndarray:
     """The style image at `style_scale` times the content's long side `max_side_px` (see style_max_side)."""
     native_size_px = image_size_for(path, None)
-    return load_image(path, max_side_px=style_max_side(max_side_px, style_scale, native_size_px))
+    side_px = style_max_side(max_side_px, style_scale, native_size_px)
+    try:
+        return load_image(path, max_side_px=side_px)
+    except ImageSizeError as error:
+        if style_scale <= 1:  # max_side_px itself is too large: the error says so
+            raise
+        fitting_scale = math.floor(100 * error.fitting_max_side_px / max_side_px) / 100
+        raise ImageSizeError(
+            f"style_scale={style_scale!r} would make {path} {side_px} px on its longer side ({style_scale!r} × "
+            f"max_side_px={max_side_px}), more than fits in memory (limit {MAX_DECODE_BYTES // 2**20} MB); "
+            f"use style_scale={fitting_scale} or less",
+            error.fitting_max_side_px,
+        ) from None
 
 
 def is_real(value) -> bool:

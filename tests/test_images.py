@@ -28,6 +28,7 @@ from nst.images import (
     fit_to_max_side,
     image_size_for,
     load_image,
+    load_style_image,
     png_bytes,
     resize_image,
     rgb01_to_uint8,
@@ -589,6 +590,17 @@ def test_a_max_side_too_large_for_memory_names_the_value_and_one_that_fits(tmp_p
     fitting_px = int(str(error.value).split("use max_side_px=")[1].split()[0])
     assert 600 <= fitting_px < 2000
     assert max(load_image(path, max_side_px=fitting_px).shape[:2]) == fitting_px
+
+
+def test_a_style_scale_too_large_for_memory_names_style_scale_and_one_that_fits(tmp_path, monkeypatch):
+    path = _save(Image.new("RGB", (120, 90)), tmp_path / "style.png")
+    monkeypatch.setattr(nst.images, "MAX_DECODE_BYTES", 8 * 2**20)
+    with pytest.raises(ImageFileError) as error:
+        load_style_image(path, max_side_px=200, style_scale=20)  # 4000x3000 px of float32 RGB: 137 MB
+    _assert_one_line_naming(error, path, "style_scale=20", "4000 px", "max_side_px=200", "limit 8 MB")
+    fitting_scale = float(str(error.value).split("use style_scale=")[1].split()[0])
+    assert 1 < fitting_scale < 20
+    assert max(load_style_image(path, max_side_px=200, style_scale=fitting_scale).shape[:2]) <= 200 * fitting_scale
 
 
 def test_unconvertible_colour_mode(tmp_path, two_colour_rgb, monkeypatch):
