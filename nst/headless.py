@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nst.errors import NSTError
-from nst.images import image_size_for, load_image, load_style_image, write_atomically
+from nst.images import image_size_for, load_image, load_style_image, style_size_for, write_atomically
 from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes, fitting_advice
 from nst.paths import NOTEBOOK_PATH, OUTPUT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.run_folder import make_run_dir
@@ -64,8 +64,12 @@ def stylise(
         settings = dataclasses.replace(settings, style_images=absolute)
     if settings.weights not in (None, "random"):  # "random": the labelled random-feature VGG-19
         settings = dataclasses.replace(settings, weights=str(Path(settings.weights).expanduser().absolute()))
-    size_px = image_size_for(content_path, settings.max_side_px)  # from the header: the run's memory first
-    check_memory(*size_px, deepest_layer=settings.deepest_layer, optimizer=settings.optimizer)
+    # From the headers, before decoding anything: the run's memory first
+    height_px, width_px = image_size_for(content_path, settings.max_side_px)
+    style_sizes_px = [style_size_for(path, settings.max_side_px, settings.style_scale) for path, _ in settings.styles]
+    memory = dict(height_px=height_px, width_px=width_px, deepest_layer=settings.deepest_layer)
+    memory.update(optimizer=settings.optimizer, style_sizes_px=style_sizes_px)
+    check_memory(**memory)
     load_image(content_path, max_side_px=settings.max_side_px)  # fail in one line now, not after a kernel started
     for path, _ in settings.styles:
         load_style_image(path, settings.max_side_px, settings.style_scale)
@@ -80,18 +84,16 @@ def stylise(
         content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False
     )
     print(f"Stylising {content_path.name} with {style_path.name}; writing to {run_dir}", flush=True)
-    execute_notebook(notebook_path, run_dir, papermill_parameters, size_px, settings.deepest_layer, settings.optimizer)
+    execute_notebook(notebook_path, run_dir, papermill_parameters, memory)
     return run_dir
 
 
-def execute_notebook(
-    notebook_path, run_dir: Path, parameters: dict, size_px: tuple[int, int], deepest_layer: str, optimizer: str
-) -> None:
+def execute_notebook(notebook_path, run_dir: Path, parameters: dict, memory: dict) -> None:
     """papermill on `notebook_path` into `run_dir`; every way it can end becomes one line (NSTError, Interrupted).
 
     notebook.ipynb is complete or absent; the kernel talks over IPC, its stderr goes to kernel.log; Ctrl-C reaches
-    the kernel, whose run stops after its iteration and saves; a dead kernel is explained with the memory that
-    `size_px` (height_px, width_px) through `deepest_layer` with `optimizer` needs.
+    the kernel, whose run stops after its iteration and saves; a dead kernel is explained with the memory the run
+    needs: `memory` holds estimate_memory_bytes' arguments (height_px, width_px, deepest_layer, optimizer, …).
     """
     import papermill
     from nbclient.exceptions import DeadKernelError
@@ -140,7 +142,7 @@ def execute_notebook(
         raise NSTError(f"{what} (the notebook as far as it ran: {executed})") from None
     except DeadKernelError:
         _publish(partial_path, run_dir)
-        raise NSTError(_dead_kernel_line(run_dir, size_px, deepest_layer, optimizer, available_bytes)) from None
+        raise NSTError(_dead_kernel_line(run_dir, memory, available_bytes)) from None
     except OSError as err:  # the disk filled up (or the folder went away) while papermill wrote the notebook
         _publish(partial_path, run_dir)  # keeps the notebook if it is whole and fits; always removes the partial
         raise NSTError(_write_failed_line(run_dir, err)) from None
@@ -197,18 +199,16 @@ def _kept_line(run_dir: Path) -> str:
     return f"{kept}; {metrics} has every finished iteration" if metrics.exists() else kept
 
 
-def _dead_kernel_line(
-    run_dir: Path, size_px: tuple[int, int], deepest_layer: str, optimizer: str, available_bytes: int
-) -> str:
-    height_px, width_px = size_px
-    needed = estimate_memory_bytes(height_px, width_px, deepest_layer, optimizer)
+def _dead_kernel_line(run_dir: Path, memory: dict, available_bytes: int) -> str:
+    height_px, width_px = memory["height_px"], memory["width_px"]
+    needed = estimate_memory_bytes(**memory)
     log = run_dir / KERNEL_LOG_NAME
     memory = (
         f"{width_px}×{height_px} px needs about {needed / 1e9:.1f} GB; {available_bytes / 1e9:.1f} GB was available"
     )
     if needed > MEMORY_SUSPECT_SHARE * available_bytes:  # the out-of-memory killer is the likely cause
         suspect_bytes = int(available_bytes * MEMORY_SUSPECT_SHARE)
-        advice = fitting_advice(height_px, width_px, deepest_layer, suspect_bytes, optimizer)
+        advice = fitting_advice(**memory, available_bytes=suspect_bytes)
         return f"the kernel died, most likely killed for lack of memory ({memory}); {_kept_line(run_dir)}; {advice}"
     cause = f"killed from outside or crashed ({memory}, so not for lack of it)"
     return f"the kernel died, {cause}; {_kept_line(run_dir)}; see {log}"

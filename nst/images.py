@@ -361,6 +361,11 @@ def style_max_side(max_side_px: int, style_scale: float, style_size_px: tuple[in
     return max(minimum_px, math.floor(max_side_px * style_scale + 0.5))
 
 
+def style_size_for(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> tuple[int, int]:
+    """(height_px, width_px) that `load_style_image(path, max_side_px, style_scale)` returns, from the header."""
+    return image_size_for(path, style_max_side(max_side_px, style_scale, image_size_for(path, None)))
+
+
 def load_style_image(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> np.ndarray:
     """The style image at `style_scale` times the content's long side `max_side_px` (see style_max_side)."""
     native_size_px = image_size_for(path, None)

@@ -5,6 +5,7 @@ No TensorFlow here, so the command line can check a size before it starts a kern
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from nst.errors import NSTError
@@ -22,6 +23,12 @@ MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the im
 # fp32: 7.63 and 7.89 GB peak RSS in two runs against Adam's 5.48 GB, 346–388 bytes for each of 6.2 million values
 # (docs/benchmarks.md); MEMORY_BASE_BYTES's cushion covers the rest.
 LBFGS_BYTES_PER_IMAGE_VALUE = 350
+# Style images larger than the content (style_scale > 1, or several styles) were not in that fit, which had one style
+# image at the content's size. Computing a style image's targets holds all its activations at once (the model's call
+# keeps its intermediates): measured at 1920×1080 with style_scale 2 (the style at 3840×2160), the kernel peaked at
+# 12.10 GB against 5.48 GB with style_scale 1, about what 3840×2160's forward activations (10.7 GB) predict. Its kept
+# targets, the default style layers' and the content layer's outputs, are 130 float32 values a style pixel.
+STYLE_TARGET_BYTES_PER_PX = 130 * 4
 OPTIMIZER_NAMES = {"adam": "Adam", "lbfgs": "L-BFGS"}
 OPTIMIZERS = tuple(OPTIMIZER_NAMES)
 
@@ -44,20 +51,35 @@ def activation_values(height_px: int, width_px: int, deepest_layer: str = "conv5
 
 
 def estimate_memory_bytes(
-    height_px: int, width_px: int, deepest_layer: str = "conv5_1", optimizer: str = "adam"
+    height_px: int,
+    width_px: int,
+    deepest_layer: str = "conv5_1",
+    optimizer: str = "adam",
+    style_sizes_px: Sequence[tuple[int, int]] = (),
 ) -> int:
-    """Peak memory (bytes) of a run optimising G at height_px × width_px through `deepest_layer` with `optimizer`.
+    """Peak memory (bytes) of a run optimising G at height_px × width_px through `deepest_layer` with `optimizer`,
+    its style images at `style_sizes_px` ((height_px, width_px) each; none given: one at the content's size).
 
     The sum of every layer's float32 activations up to `deepest_layer`, times MEMORY_ACTIVATION_FACTOR (what the
     backward pass keeps and the gradients it makes), plus MEMORY_BASE_BYTES; for "lbfgs", plus its float64 arrays
-    (LBFGS_BYTES_PER_IMAGE_VALUE for each of the image's 3 · H · W values).
+    (LBFGS_BYTES_PER_IMAGE_VALUE for each of the image's 3 · H · W values); plus the targets of style pixels beyond
+    the content's number. Or, if larger, the pass that computes the largest style image's targets.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={optimizer!r}: choose one of {', '.join(map(repr, OPTIMIZERS))}")
     image_values = 3 * height_px * width_px
-    values = image_values + sum(activation_values(height_px, width_px, deepest_layer).values())
     optimiser_bytes = LBFGS_BYTES_PER_IMAGE_VALUE * image_values if optimizer == "lbfgs" else 0
-    return int(MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * 4 * values + optimiser_bytes)
+    run_bytes = MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * _forward_bytes(height_px, width_px, deepest_layer)
+    style_px = sum(h * w for h, w in style_sizes_px) if style_sizes_px else height_px * width_px
+    targets_bytes = STYLE_TARGET_BYTES_PER_PX * max(0, style_px - height_px * width_px)
+    largest = max(style_sizes_px, key=lambda size: size[0] * size[1], default=(height_px, width_px))
+    style_pass_bytes = MEMORY_BASE_BYTES + _forward_bytes(*largest, deepest_layer)
+    return int(max(run_bytes + optimiser_bytes + targets_bytes, style_pass_bytes))
+
+
+def _forward_bytes(height_px: int, width_px: int, deepest_layer: str) -> int:
+    """Bytes of the image and every layer's float32 activation up to `deepest_layer`."""
+    return 4 * (3 * height_px * width_px + sum(activation_values(height_px, width_px, deepest_layer).values()))
 
 
 def available_memory_bytes() -> int:
@@ -79,41 +101,65 @@ def check_memory(
     deepest_layer: str = "conv5_1",
     available_bytes: int | None = None,
     optimizer: str = "adam",
+    style_sizes_px: Sequence[tuple[int, int]] = (),
 ):
     """Refuse, before anything long starts, a size whose estimated memory would not fit; returns the estimate."""
     available = available_memory_bytes() if available_bytes is None else int(available_bytes)
-    needed = estimate_memory_bytes(height_px, width_px, deepest_layer, optimizer)
+    needed = estimate_memory_bytes(height_px, width_px, deepest_layer, optimizer, style_sizes_px)
     if needed <= available:
         return needed
-    advice = fitting_advice(height_px, width_px, deepest_layer, available, optimizer)
+    advice = fitting_advice(height_px, width_px, deepest_layer, available, optimizer, style_sizes_px)
+    styles = _styles_phrase(height_px, width_px, style_sizes_px)
     raise NSTError(
-        f"{width_px}×{height_px} px through {deepest_layer} with {OPTIMIZER_NAMES[optimizer]} needs about "
+        f"{width_px}×{height_px} px{styles} through {deepest_layer} with {OPTIMIZER_NAMES[optimizer]} needs about "
         f"{needed / 1e9:.1f} GB, but only {available / 1e9:.1f} GB is available; {advice}"
     )
 
 
+def _styles_phrase(height_px: int, width_px: int, style_sizes_px: Sequence[tuple[int, int]]) -> str:
+    """' (styles 3840×2160 px)' when the style images are larger than the content, else ''."""
+    if sum(h * w for h, w in style_sizes_px) <= height_px * width_px:
+        return ""
+    sizes = ", ".join(f"{w}×{h}" for h, w in style_sizes_px)
+    return f" (style{'s' if len(style_sizes_px) > 1 else ''} {sizes} px)"
+
+
 def fitting_max_side(
-    height_px: int, width_px: int, deepest_layer: str, available_bytes: int, optimizer: str = "adam"
+    height_px: int,
+    width_px: int,
+    deepest_layer: str,
+    available_bytes: int,
+    optimizer: str = "adam",
+    style_sizes_px: Sequence[tuple[int, int]] = (),
 ) -> int | None:
-    """The largest long side (a multiple of 16 px, aspect kept) whose estimate fits in `available_bytes`, or None."""
+    """The largest long side (a multiple of 16 px, aspect kept) whose estimate fits in `available_bytes`, or None.
+
+    The style images shrink with the content, as style_scale makes them.
+    """
     long_side = max(height_px, width_px)
+
+    def needed(side: int) -> int:
+        scaled = [(round(h * side / long_side), round(w * side / long_side)) for h, w in style_sizes_px]
+        size = round(height_px * side / long_side), round(width_px * side / long_side)
+        return estimate_memory_bytes(*size, deepest_layer, optimizer, scaled)
+
     fitting = long_side
-    while (
-        fitting > MIN_SHORT_SIDE_PX
-        and estimate_memory_bytes(
-            round(height_px * fitting / long_side), round(width_px * fitting / long_side), deepest_layer, optimizer
-        )
-        > available_bytes
-    ):
+    while fitting > MIN_SHORT_SIDE_PX and needed(fitting) > available_bytes:
         fitting = int(fitting * 0.9)
     return fitting // 16 * 16 if fitting > MIN_SHORT_SIDE_PX else None
 
 
 def fitting_advice(
-    height_px: int, width_px: int, deepest_layer: str, available_bytes: int, optimizer: str = "adam"
+    height_px: int,
+    width_px: int,
+    deepest_layer: str,
+    available_bytes: int,
+    optimizer: str = "adam",
+    style_sizes_px: Sequence[tuple[int, int]] = (),
 ) -> str:
     """'use max_side_px=N or less', or what to do when even the smallest size does not fit."""
-    fitting = fitting_max_side(height_px, width_px, deepest_layer, available_bytes, optimizer)
+    fitting = fitting_max_side(height_px, width_px, deepest_layer, available_bytes, optimizer, style_sizes_px)
+    styles = ", or a smaller style_scale" if _styles_phrase(height_px, width_px, style_sizes_px) else ""
     if fitting is None:
-        return "free some memory (even the smallest size does not fit)"
-    return f"use max_side_px={fitting} or less"
+        return f"free some memory (even the smallest size does not fit){styles}"
+    return f"use max_side_px={fitting} or less{styles}"

@@ -66,9 +66,10 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     load_image(style_path, max_side_px=settings.max_side_px)  # one line now, not after a kernel has started
     clip = probe_clip(input_path)
     size_px = clip_size_px(clip, settings.max_side_px)
-    check_memory(*size_px, deepest_layer=settings.deepest_layer, optimizer="lbfgs")  # each frame is L-BFGS's
+    memory = dict(height_px=size_px[0], width_px=size_px[1], deepest_layer=settings.deepest_layer, optimizer="lbfgs")
+    check_memory(**memory)  # each frame is L-BFGS's
     n_frames = min(clip.n_frames, settings.max_frames or clip.n_frames)
-    model_bytes = estimate_memory_bytes(*size_px, settings.deepest_layer, "lbfgs")
+    model_bytes = estimate_memory_bytes(**memory)
     check_clip_memory(clip, n_frames, size_px, model_bytes, available_memory_bytes())
     if resume_dir is not None:
         run_dir = _resumable(Path(resume_dir).expanduser().absolute(), settings, parameters)
@@ -87,7 +88,7 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     verb = "Resuming" if resume_dir is not None else "Stylising"
     print(f"{verb} {input_path.name} ({n_frames} frames) with {style_path.name}; writing to {run_dir}", flush=True)
     try:
-        execute_notebook(VIDEO_NOTEBOOK_PATH, run_dir, papermill_parameters, size_px, settings.deepest_layer, "lbfgs")
+        execute_notebook(VIDEO_NOTEBOOK_PATH, run_dir, papermill_parameters, memory)
     except KernelInterrupted:
         raise Interrupted(_interrupted_line(run_dir, input_path, style_path, parameters)) from None
     return run_dir

@@ -245,6 +245,15 @@ def test_a_size_too_large_for_memory_is_one_line_with_a_size_that_fits(output_ro
     assert re.search(r"GB is available; use max_side_px=\d+ or less$", line), line
 
 
+def test_a_style_too_large_for_memory_is_one_line_naming_its_size(output_root, env):
+    # style_scale 100 makes the style 102400 px long: refused from the headers, before anything is decoded.
+    before = snapshot(output_root)
+    args = ["-p", "max_side_px", "1024", "-p", "style_scale", "100", "--output-root", str(output_root)]
+    line = assert_refused(nst_cli("stylise", *args, env=env), env, before, [output_root])
+    assert line.startswith("error: 1024×768 px (style 102400×76800 px) through conv5_1 with Adam needs about "), line
+    assert line.endswith(", or a smaller style_scale"), line
+
+
 # ---------------------------------------------------------------------------- 2. a bad path, before any kernel
 
 

@@ -31,6 +31,30 @@ def test_lbfgs_needs_its_float64_arrays_on_top():
         estimate_memory_bytes(300, 400, optimizer="sgd")
 
 
+def test_style_images_larger_than_the_content_count():
+    # Measured (docs/benchmarks.md): 1920×1080 with its style at 3840×2160 (style_scale 2) peaked at 12.10 GB,
+    # against 5.48 GB with the style at the content's size.
+    same = estimate_memory_bytes(1080, 1920)
+    assert estimate_memory_bytes(1080, 1920, style_sizes_px=[(1080, 1920)]) == same, "the fit's own case"
+    assert estimate_memory_bytes(1080, 1920, style_sizes_px=[(540, 960)]) == same, "a smaller style is in the fit"
+    larger = estimate_memory_bytes(1080, 1920, style_sizes_px=[(2160, 3840)])
+    assert larger >= 12.10e9 and larger - same > 4e9
+    two = estimate_memory_bytes(1080, 1920, style_sizes_px=[(1080, 1920), (1080, 1920)])
+    assert two == same + 1080 * 1920 * 130 * 4, "a second style adds its targets"
+
+
+def test_the_advice_shrinks_the_style_with_the_content():
+    available = 14e9  # fits 1920×1080 with its style at the same size, not with a style twice as large
+    check_memory(1080, 1920, available_bytes=available, style_sizes_px=[(1080, 1920)])
+    with pytest.raises(NSTError, match=r"1920×1080 px \(style 3840×2160 px\) through conv5_1 with Adam") as err:
+        check_memory(1080, 1920, available_bytes=available, style_sizes_px=[(2160, 3840)])
+    assert str(err.value).endswith("or less, or a smaller style_scale"), err.value
+    suggested = int(str(err.value).split("max_side_px=")[1].split()[0])
+    assert 960 <= suggested < 1920
+    h, w = round(1080 * suggested / 1920), suggested
+    assert estimate_memory_bytes(h, w, style_sizes_px=[(2 * h, 2 * w)]) <= available
+
+
 def test_memory_estimate_refuses_a_layer_that_is_not_vgg19s():
     with pytest.raises(ValueError, match="deepest_layer='conv6_1' is not a VGG-19 layer"):
         estimate_memory_bytes(300, 400, "conv6_1")
