@@ -24,9 +24,9 @@ MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the im
 # (docs/benchmarks.md); MEMORY_BASE_BYTES's cushion covers the rest.
 LBFGS_BYTES_PER_IMAGE_VALUE = 350
 # Style images larger than the content (style_scale > 1, or several styles) were not in that fit, which had one style
-# image at the content's size. Computing a style image's targets holds all its activations at once (the model's call
-# keeps its intermediates): measured at 1920×1080 with style_scale 2 (the style at 3840×2160), the kernel peaked at
-# 12.10 GB against 5.48 GB with style_scale 1, about what 3840×2160's forward activations (10.7 GB) predict. Its kept
+# image at the content's size. Measured at 1920×1080 with style_scale 2 (the style at 3840×2160), the kernel peaked
+# at 12.10 GB against 5.48 GB with style_scale 1: about what holding all of 3840×2160's activations (10.7 GB) at
+# once, while the style's targets are computed, would take (inferred from that match, not isolated). Its kept
 # targets, the default style layers' and the content layer's outputs, are 130 float32 values a style pixel.
 STYLE_TARGET_BYTES_PER_PX = 130 * 4
 OPTIMIZER_NAMES = {"adam": "Adam", "lbfgs": "L-BFGS"}
