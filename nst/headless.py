@@ -67,8 +67,13 @@ def stylise(
     # From the headers, before decoding anything: the run's memory first
     height_px, width_px = image_size_for(content_path, settings.max_side_px)
     style_sizes_px = [style_size_for(path, settings.max_side_px, settings.style_scale) for path, _ in settings.styles]
-    memory = dict(height_px=height_px, width_px=width_px, deepest_layer=settings.deepest_layer)
-    memory.update(optimizer=settings.optimizer, style_sizes_px=style_sizes_px)
+    memory = {
+        "height_px": height_px,
+        "width_px": width_px,
+        "deepest_layer": settings.deepest_layer,
+        "optimizer": settings.optimizer,
+        "style_sizes_px": style_sizes_px,
+    }
     check_memory(**memory)
     load_image(content_path, max_side_px=settings.max_side_px)  # fail in one line now, not after a kernel started
     for path, _ in settings.styles:
@@ -203,14 +208,12 @@ def _dead_kernel_line(run_dir: Path, memory: dict, available_bytes: int) -> str:
     height_px, width_px = memory["height_px"], memory["width_px"]
     needed = estimate_memory_bytes(**memory)
     log = run_dir / KERNEL_LOG_NAME
-    memory = (
-        f"{width_px}×{height_px} px needs about {needed / 1e9:.1f} GB; {available_bytes / 1e9:.1f} GB was available"
-    )
+    needs = f"{width_px}×{height_px} px needs about {needed / 1e9:.1f} GB; {available_bytes / 1e9:.1f} GB was available"
     if needed > MEMORY_SUSPECT_SHARE * available_bytes:  # the out-of-memory killer is the likely cause
         suspect_bytes = int(available_bytes * MEMORY_SUSPECT_SHARE)
         advice = fitting_advice(**memory, available_bytes=suspect_bytes)
-        return f"the kernel died, most likely killed for lack of memory ({memory}); {_kept_line(run_dir)}; {advice}"
-    cause = f"killed from outside or crashed ({memory}, so not for lack of it)"
+        return f"the kernel died, most likely killed for lack of memory ({needs}); {_kept_line(run_dir)}; {advice}"
+    cause = f"killed from outside or crashed ({needs}, so not for lack of it)"
     return f"the kernel died, {cause}; {_kept_line(run_dir)}; see {log}"
 
 

@@ -26,6 +26,7 @@ import psutil
 import pytest
 from PIL import Image, ImageSequence
 
+from nst import headless
 from nst.images import load_image, load_style_image, save_image
 from nst.initial import initial_image
 from nst.paths import PROJECT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
@@ -406,6 +407,17 @@ def test_a_killed_kernel_is_one_line_naming_the_checkpoint_and_the_metrics(tmp_p
     assert {path: state for path, state in after.items() if path in before} == before
     assert not any(Path(env["NST_OUTPUT_DIR"]).iterdir())
     run.assert_no_kernel_left()
+
+
+def test_a_kernel_dead_for_lack_of_memory_is_one_line_with_a_size_that_fits(tmp_path):
+    # The branch the SIGKILL above does not reach: the run needed more than half the memory that was free.
+    memory = {"height_px": 2160, "width_px": 3840, "deepest_layer": "conv5_1", "optimizer": "lbfgs"}
+    line = headless._dead_kernel_line(tmp_path, {**memory, "style_sizes_px": [(2160, 3840)]}, available_bytes=24e9)
+    assert line.startswith("the kernel died, most likely killed for lack of memory (3840×2160 px needs about "), line
+    assert "no image was saved yet" in line and "\n" not in line, line
+    assert re.search(r"; use max_side_px=\d+ or less$", line), line
+    small = headless._dead_kernel_line(tmp_path, {**memory, "height_px": 300, "width_px": 400}, available_bytes=24e9)
+    assert "killed from outside or crashed" in small and "so not for lack of it" in small, small
 
 
 # ---------------------------------------------------------------------------- 5. a full disk
