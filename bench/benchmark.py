@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         bigs = BIG_RUNS
         lbfgs_iterations = 40
     out = args.out or (work / "results.md" if args.quick else PROJECT_DIR / "docs" / "benchmark_results.md")
-    results: dict = {"machine": machine(), "quick": args.quick}
+    results: dict = {"machine": machine(), "quick": args.quick, "bf16_hardware": bf16_hardware()}
     log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731
 
     log("matmul peak")
@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             save()
     # Memory: one value-and-gradient with TensorFlow's own conv gradient and with nst's frozen layers, side by
-    # side, then the notebook itself at the large sizes (Adam, 2 iterations after its 3 trial steps).
+    # side, then the notebook itself at the large sizes (BIG_RUNS: 2 iterations after its trial steps).
     probe_w, probe_h = sizes[0] if args.quick else bigs[0][:2]
     results["gradient"] = {}
     for layers in ("tf", "frozen"):
@@ -538,7 +538,6 @@ def main(argv: list[str] | None = None) -> int:
         save()
     w, h = sizes[0]
     log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
-    results["bf16_hardware"] = bf16_hardware()
     results["bf16"] = run_notebook(w, h, work, **{**RECIPE, "precision": "bf16"}, iterations=n_iterations)
     save()
     log("matmul peak again")

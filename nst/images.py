@@ -363,13 +363,16 @@ def style_max_side(max_side_px: int, style_scale: float, style_size_px: tuple[in
 
 def style_size_for(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> tuple[int, int]:
     """(height_px, width_px) that `load_style_image(path, max_side_px, style_scale)` returns, from the header."""
-    return image_size_for(path, style_max_side(max_side_px, style_scale, image_size_for(path, None)))
+    return image_size_for(path, _style_side_px(path, max_side_px, style_scale))
+
+
+def _style_side_px(path: str | os.PathLike[str], max_side_px: int, style_scale: float) -> int:
+    return style_max_side(max_side_px, style_scale, image_size_for(path, None))
 
 
 def load_style_image(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> np.ndarray:
     """The style image at `style_scale` times the content's long side `max_side_px` (see style_max_side)."""
-    native_size_px = image_size_for(path, None)
-    side_px = style_max_side(max_side_px, style_scale, native_size_px)
+    side_px = _style_side_px(path, max_side_px, style_scale)
     try:
         return load_image(path, max_side_px=side_px)
     except ImageSizeError as error:
