@@ -7,7 +7,7 @@
     colour        transfer_luminance_only, match_colour_histogram (nst.colour)
     model         load_vgg_model, choose_precision, vgg19_layer_names (nst.model, nst.vgg19)
     memory        check_memory (nst.memory)
-    runs          StyleTransferRun, make_run_dir, RunFolder (nst.run, nst.run_folder)
+    runs          StyleTransferRun, Stage, make_run_dir, RunFolder (nst.run, nst.run_folder)
     optimisers    LBFGS, coarse_sizes (nst.optimisers)
     video         optical_flow, warp, consistency_mask, flow_to_rgb, probe_clip, read_frames, VideoRunFolder,
                   VideoSettings, SAMPLE_CLIP_PATH, notebook_costs, weight_slider: what notebook 02 adds
@@ -39,7 +39,7 @@ _EXPORTS = {
     "nst.model": ("load_vgg_model", "choose_precision"),
     "nst.vgg19": ("vgg19_layer_names",),
     "nst.memory": ("check_memory",),
-    "nst.run": ("StyleTransferRun",),
+    "nst.run": ("StyleTransferRun", "Stage"),
     "nst.run_folder": ("make_run_dir", "RunFolder"),
     "nst.optimisers": ("LBFGS", "coarse_sizes"),
     "nst.live_view": ("weight_slider",),

@@ -72,12 +72,19 @@ def _evolution_frames(run_dir: Path) -> list[tuple[str, Path]]:
 
 
 def _evolution_cells(frames: list[tuple[str, Path]], thumb_side_px: int) -> list[Image.Image]:
-    """One RGB image per frame, all the same size: the thumbnail centred above its label."""
-    thumbnails = []
+    """One RGB image per frame, all the same size: the thumbnail centred above its label (with its size in pixels
+    when it is not the final image's)."""
+    thumbnails, sizes_px = [], []
     for _, path in frames:
         pixels = load_image(path, max_side_px=None)
+        sizes_px.append(pixels.shape[:2])
         thumbnail = resize_image(pixels, *fit_to_max_side(*pixels.shape[:2], thumb_side_px))
         thumbnails.append(Image.fromarray(rgb01_to_uint8(thumbnail)))
+    # coarse to fine: a snapshot smaller than the result says its size
+    frames = [
+        (label if size == sizes_px[-1] else f"{label}, {size[1]}x{size[0]} px", path)  # the font lacks ×
+        for (label, path), size in zip(frames, sizes_px, strict=True)
+    ]
     font = ImageFont.load_default(size=max(10, thumb_side_px // 12))
     label_band_px = font.size + 8 if hasattr(font, "size") else 20
     width_px = max(thumbnail.width for thumbnail in thumbnails)

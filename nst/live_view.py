@@ -52,6 +52,13 @@ def weight_slider(variable, description: str, min_exponent: float = -3.0, max_ex
     return slider
 
 
+def size_label(run) -> str:
+    """Which size is running, e.g. "200×150 px (size 2 of 3)", or "400×300 px" for a run of one size."""
+    height_px, width_px = run.size_px
+    stages = f" (size {run.stage_index + 1} of {len(run.stages)})" if len(run.stages) > 1 else ""
+    return f"{width_px}×{height_px} px{stages}"
+
+
 class ProgressBar(RunListener):
     """A tqdm bar over the iterations, with the costs: what a headless run (make run) shows."""
 
@@ -61,7 +68,13 @@ class ProgressBar(RunListener):
     def on_start(self, run, image_rgb01) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=run.iterations, desc="stylising", unit="it", mininterval=5.0, file=sys.stdout)
+        done = len(run.history)  # a trial's iterations, handed over
+        self._bar = tqdm(
+            total=run.iterations, initial=done, desc="stylising", unit="it", mininterval=5.0, file=sys.stdout
+        )
+
+    def on_stage(self, run, image_rgb01) -> None:
+        self._bar.set_description(f"stylising {size_label(run)}")
 
     def on_iteration(self, run, row, image_rgb01) -> None:
         self._bar.update(1)
@@ -86,6 +99,10 @@ class LiveView(RunListener):
 
         self.widgets = self._build(run)
         display(self.widgets["box"])
+
+    def on_stage(self, run, image_rgb01) -> None:
+        if self.widgets and run.history:  # show the new size at once, with the last row's figures
+            self._refresh(run, run.history[-1], image_rgb01)
 
     def on_iteration(self, run, row, image_rgb01) -> None:
         if row["iteration"] % self.display_every == 0 or row["iteration"] == 1:
@@ -126,9 +143,9 @@ class LiveView(RunListener):
         view["image"].value = png_bytes(image_rgb01)
         view["curve"].value = loss_curve_png(run.history)
         elapsed_s = time.perf_counter() - run.started_s
-        speed = row["iteration"] / elapsed_s if elapsed_s > 0 else float("nan")
+        speed = (row["iteration"] - run.prior_iterations) / elapsed_s if elapsed_s > 0 else float("nan")
         view["status"].value = (
-            f"iteration {row['iteration']}/{run.iterations} · {speed:.2f} it/s · "
+            f"{size_label(run)} · iteration {row['iteration']}/{run.iterations} · {speed:.2f} it/s · "
             f"α = {row['alpha']:.3g} · β = {row['beta']:.3g} · "
             f"J = {row['total']:.4g} (content {row['content']:.4g}, style {row['style']:.4g})"
         )

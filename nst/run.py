@@ -1,8 +1,8 @@
 """The run loop: an optimiser drives iterations in a background thread; listeners save, show and report them.
 
-StyleTransferRun owns the thread, pause, stop, wait and the NaN rollback. Everything else is a listener with the
-hooks on_start, on_iteration and on_end, the way Keras callbacks are: the run folder (nst.run_folder), the progress
-bar and the live view (nst.live_view).
+StyleTransferRun owns the thread, pause, stop, wait and the NaN rollback, and the sizes of a coarse-to-fine run
+(its stages). Everything else is a listener with the hooks on_start, on_stage, on_iteration and on_end, the way
+Keras callbacks are: the run folder (nst.run_folder), the progress bar and the live view (nst.live_view).
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from nst.errors import NSTError, OptimisationConverged
+from nst.images import resize_image
 
 LOSS_NAMES = ("total", "content", "style")  # the scalars a step returns, in this order of display
 # A cost this many times the starting image's (at the current α and β) is a blow-up: the step is too large.
@@ -24,11 +26,26 @@ BLOW_UP_FACTOR = 10.0
 FLOAT32_MAX = 3.4028234663852886e38
 
 
+class Stage(NamedTuple):
+    """One size of a run: `iterations` iterations of `step` on `image`, a tf.Variable (1, H, W, 3) of that size.
+
+    `step` is a function () -> costs that does one iteration (Adam's train_step) or an optimiser with `minimise`
+    (nst.optimisers.LBFGS). A stage after the first starts from the previous stage's result, resized to its size.
+    """
+
+    step: object
+    image: object
+    iterations: int
+
+
 class RunListener:
     """Hooks a StyleTransferRun calls from its thread. Images are (H, W, 3) float32 numpy arrays in [0, 1]."""
 
     def on_start(self, run: StyleTransferRun, image_rgb01: np.ndarray) -> None:
         """Before the first iteration; `image_rgb01` is the starting image."""
+
+    def on_stage(self, run: StyleTransferRun, image_rgb01: np.ndarray) -> None:
+        """When a stage (a size) begins, the first one included: run.stage_index, run.size_px say which."""
 
     def on_iteration(self, run: StyleTransferRun, row: Mapping, image_rgb01: np.ndarray) -> None:
         """After each good iteration: `row` holds iteration, the costs, alpha, beta and seconds."""
@@ -48,6 +65,12 @@ class StyleTransferRun:
     an optimiser with `minimise(max_iterations, on_iteration)` that drives its own loop and calls on_iteration(costs)
     after each iteration (nst.optimisers.LBFGS). `image` is the tf.Variable (1, H, W, 3) it updates.
 
+    Coarse to fine: pass a list of Stage, smallest size first, instead of step, image and iterations. Each stage
+    after the first starts from the previous one's result, resized; the sliders, pause, stop and the rollback work
+    in every stage, and however the run ends, the last stage's image (the full size) holds the result.
+    `history`: rows of iterations already run on the first stage's image (a trial): the run continues their
+    numbering, writes them first, and counts them against the first stage's iterations.
+
     The thread keeps the notebook responsive: widget events (the α/β sliders, pause, stop) reach the kernel while
     the optimisation runs. `wait()` blocks until the run ends; Ctrl-C or an interrupt during `wait()` stops the run
     cleanly. Without `listeners`, the run writes its run folder (RunFolder) and shows the live view or a progress bar.
@@ -56,8 +79,8 @@ class StyleTransferRun:
     def __init__(
         self,
         step,
-        image,
-        iterations: int,
+        image=None,
+        iterations: int | None = None,
         run_dir=None,
         *,
         save_every: int = 100,
@@ -68,12 +91,22 @@ class StyleTransferRun:
         params: Mapping | None = None,
         listeners: Sequence[RunListener] | None = None,
         learning_rate: float | None = None,
+        history: Sequence[Mapping] = (),
     ):
-        if int(iterations) < 0:
-            raise ValueError(f"iterations={iterations}: must be 0 or more")
-        self.step = step
-        self.image = image  # tf.Variable (1, H, W, 3), RGB in [0, 1]
-        self.iterations = int(iterations)
+        if isinstance(step, (list, tuple)) and (image is not None or iterations is not None):
+            raise TypeError("with a list of stages, pass no image or iterations (and run_dir by name)")
+        stages = (
+            [Stage(*stage) for stage in step] if isinstance(step, (list, tuple)) else [Stage(step, image, iterations)]
+        )
+        counts = [stage.iterations for stage in stages]
+        if not stages or any(count is None or int(count) < 0 for count in counts):
+            shown = counts[0] if len(counts) == 1 else counts
+            raise ValueError(f"iterations={shown}: {'each ' if len(counts) > 1 else ''}must be 0 or more")
+        self.stages = [stage._replace(iterations=int(stage.iterations)) for stage in stages]
+        self.stage_index = 0  # the stage (size) running now
+        self.step = self.stages[0].step
+        self.image = self.stages[0].image  # tf.Variable (1, H, W, 3), RGB in [0, 1]: the current stage's
+        self.iterations = max(sum(stage.iterations for stage in self.stages), len(history))  # every stage's
         self.alpha = alpha  # tf.Variable read by the step, or None
         self.beta = beta
         self.learning_rate = learning_rate  # named in the message when the cost diverges
@@ -86,7 +119,8 @@ class StyleTransferRun:
             view = LiveView(display_every) if live_view else ProgressBar()
             listeners = [RunFolder(run_dir, save_every=save_every, params=params), view]
         self.listeners = list(listeners)
-        self.history: list[dict] = []  # one dict per finished iteration: iteration, losses, alpha, beta, seconds
+        self.history: list[dict] = [dict(row) for row in history]  # one dict per finished iteration
+        self.prior_iterations = len(self.history)  # rows handed over (a trial's), not run by this run
         self.message = ""  # how the run ended, one line
         self.error: BaseException | None = None
         self.started_s: float | None = None  # time.perf_counter() at the start
@@ -98,6 +132,7 @@ class StyleTransferRun:
         self._last_good_image = None  # (1, H, W, 3) numpy: what the NaN rollback restores
         self._image_before_last_step = None  # one further back: where costs measured before a step belong
         self._costs_before_step = False  # whether the optimiser reports the costs of the image it started from
+        self._stage_start_row = 0  # index into history of the current stage's first row: its starting cost
         self._step_start_s = 0.0
         self._step_weights = (float("nan"), float("nan"))  # α and β as the current step began
 
@@ -178,6 +213,16 @@ class StyleTransferRun:
         """True once the run has ended and every listener has finished."""
         return self._finished.is_set()
 
+    @property
+    def size_px(self) -> tuple[int, int]:
+        """(height_px, width_px) of the stage running now."""
+        return tuple(int(n) for n in self.image.shape[1:3])
+
+    @property
+    def final_size_px(self) -> tuple[int, int]:
+        """(height_px, width_px) of the last stage: the size of the result."""
+        return tuple(int(n) for n in self.stages[-1].image.shape[1:3])
+
     def report_problem(self, error: BaseException, text: str) -> None:
         """For listeners' on_end: record a failure (the first one wins) and add `text` to the message."""
         self.error = self.error or error
@@ -226,9 +271,12 @@ class StyleTransferRun:
             for listener in self.listeners:
                 listener.on_start(self, self._last_good_image[0])
             self._check_controls()
-            optimiser = self.step if hasattr(self.step, "minimise") else _OneStepPerCall(self.step)
-            self._costs_before_step = getattr(optimiser, "costs_before_step", False)
-            optimiser.minimise(self.iterations, self._after_iteration)
+            for index, stage in enumerate(self.stages):
+                self._enter_stage(index)
+                iterations = stage.iterations - (self.prior_iterations if index == 0 else 0)
+                optimiser = stage.step if hasattr(stage.step, "minimise") else _OneStepPerCall(stage.step)
+                self._costs_before_step = getattr(optimiser, "costs_before_step", False)
+                optimiser.minimise(max(iterations, 0), self._after_iteration)
             self.message = f"finished {self.iterations} iterations"
         except _RunEnded:
             pass  # self.message says why
@@ -240,6 +288,18 @@ class StyleTransferRun:
             self.message = f"failed at iteration {finished + 1}: {type(err).__name__}: {err}"
         finally:
             self._finish()
+
+    def _enter_stage(self, index: int) -> None:
+        """Make stage `index` the current one; from the second on, its image starts from the last good image."""
+        stage = self.stages[index]
+        if index > 0:
+            stage.image.assign(resize_image(self._last_good_image[0], *stage.image.shape[1:3])[np.newaxis])
+        self.stage_index, self.step, self.image = index, stage.step, stage.image
+        self._last_good_image = self._image_before_last_step = self.image.numpy()
+        self._stage_start_row = len(self.history) if index > 0 else 0
+        for listener in self.listeners:
+            listener.on_stage(self, self._last_good_image[0])
+        self._check_controls()
 
     def _after_iteration(self, costs: Mapping) -> None:
         """The optimiser's per-iteration callback: roll back a diverged image, tell the listeners, obey the controls."""
@@ -267,6 +327,8 @@ class StyleTransferRun:
             "alpha": self._step_weights[0],  # the weights as the step began: what its costs were weighed with
             "beta": self._step_weights[1],
             "seconds": now_s - self._step_start_s,
+            "height_px": image_now.shape[1],
+            "width_px": image_now.shape[2],
         }
         self.history.append(row)
         for listener in self.listeners:
@@ -283,10 +345,12 @@ class StyleTransferRun:
             return "the image's pixels became NaN"
         if self.alpha is None or self.beta is None or not self.history or "content" not in losses:
             return ""
+        if len(self.history) <= self._stage_start_row:
+            return ""  # a new stage's first cost: a new size has costs of its own
         alpha, beta = self._step_weights
         weighted = alpha * losses["content"] + beta * losses["style"]
-        first = self.history[0]
-        start = alpha * first["content"] + beta * first["style"]  # the starting cost, at today's α and β
+        first = self.history[self._stage_start_row]  # the stage's first row
+        start = alpha * first["content"] + beta * first["style"]  # the stage's starting cost, at today's α and β
         if start > 0 and weighted > BLOW_UP_FACTOR * start:
             return f"the cost blew up from {start:.3g} at the start to {weighted:.3g}"
         return ""
@@ -311,8 +375,16 @@ class StyleTransferRun:
             raise _RunEnded
 
     def _finish(self) -> None:
-        """Every listener's on_end, each guarded, and then wake wait(): it must never hang."""
+        """Every listener's on_end, each guarded, and then wake wait(): it must never hang.
+
+        A run that ended before its last stage leaves its image, resized to the last stage's size, in that stage's
+        image: the result always has the full size."""
         try:
+            last = self.stages[-1].image
+            if self.image is not last and self._last_good_image is not None:
+                self._last_good_image = resize_image(self._last_good_image[0], *last.shape[1:3])[np.newaxis]
+                last.assign(self._last_good_image)
+                self.image = last
             for listener in self.listeners:
                 try:
                     listener.on_end(self, self._last_good_image[0])

@@ -19,7 +19,8 @@ from nst.run import LOSS_NAMES, RunListener
 
 CHECKPOINT_NAME = "latest.png"  # the newest good image while a run is going; removed once final.png is written
 CHECKPOINT_EVERY_S = 10.0  # seconds between checkpoints: a killed run loses at most this much work
-METRICS_FIELDS = ("iteration", *LOSS_NAMES, "alpha", "beta", "seconds")
+# one row per iteration; height_px and width_px: the size it ran at (coarse to fine runs several)
+METRICS_FIELDS = ("iteration", *LOSS_NAMES, "alpha", "beta", "seconds", "height_px", "width_px")
 
 
 def make_run_dir(output_root: str | os.PathLike = OUTPUT_DIR, label: str = "run") -> Path:
@@ -102,6 +103,8 @@ class RunFolder(RunListener):
             text = json.dumps(self.params, indent=2, default=str) + "\n"
             write_atomically(self.run_dir / "params.json", lambda file: file.write(text.encode()))
         self._metrics = MetricsLog(self.run_dir / "metrics.csv", METRICS_FIELDS)
+        for row in run.history:  # rows handed over by a trial come first
+            self._metrics.append(row)
         self._next_checkpoint_s = time.perf_counter()  # the first iteration is checkpointed at once
 
     def on_iteration(self, run, row, image_rgb01) -> None:

@@ -88,7 +88,7 @@ def make_earlier_run(output_root: Path) -> Path:
     """A finished run folder from before the test: final.png, metrics.csv and params.json."""
     run_dir = output_root / EARLIER_RUN
     save_image(run_dir / "final.png", np.full(IMAGE_SHAPE, 0.25, np.float32))
-    (run_dir / "metrics.csv").write_text(",".join(METRICS_FIELDS) + "\n1,3.0,1.0,0.5,10.0,40.0,0.1\n")
+    (run_dir / "metrics.csv").write_text(",".join(METRICS_FIELDS) + "\n1,3.0,1.0,0.5,10.0,40.0,0.1,36,48\n")
     (run_dir / "params.json").write_text('{"iterations": 1}\n')
     return run_dir
 

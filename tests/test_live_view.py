@@ -12,6 +12,7 @@ from toy_runs import toy_run
 
 from nst.images import png_bytes
 from nst.live_view import LiveView, ProgressBar, loss_curve_png, weight_slider
+from nst.run import StyleTransferRun
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -97,3 +98,44 @@ def test_the_progress_bar_counts_iterations_and_shows_the_costs(tmp_path, capsys
     run.start().wait()
     shown = capsys.readouterr().out
     assert "stylising" in shown and "5/5" in shown and "total=" in shown, shown
+
+
+def staged_run(listener):
+    """A run of two stages, 32x48 then 64x96 px, whose steps brighten the image; the listener is its only one."""
+    images = [tf.Variable(np.zeros((1, h, w, 3), np.float32)) for h, w in ((32, 48), (64, 96))]
+
+    def step_for(image):
+        def step():
+            image.assign_add(tf.fill(image.shape, 0.01))
+            return {"total": 1.0, "content": 0.5, "style": 0.25}
+
+        return step
+
+    stages = [(step_for(image), image, 3) for image in images]
+    return StyleTransferRun(stages, listeners=[listener], alpha=tf.Variable(1.0), beta=tf.Variable(2.0))
+
+
+def test_the_live_view_says_which_size_runs(tmp_path):
+    class Recording(LiveView):
+        def prepare(self, run):
+            self.widgets = self._build(run)
+            self.statuses = []
+
+        def _refresh(self, run, row, image_rgb01):
+            super()._refresh(run, row, image_rgb01)
+            self.statuses.append((self.widgets["status"].value, image_rgb01.shape))
+
+    view = Recording(display_every=1)
+    staged_run(view).start().wait()
+    assert view.statuses[0][0].startswith("48×32 px (size 1 of 2) · iteration 1/6")
+    assert view.statuses[0][1] == (32, 48, 3)
+    assert view.statuses[-1][0].startswith("96×64 px (size 2 of 2) · iteration 6/6")
+    assert view.statuses[-1][1] == (64, 96, 3)
+    assert all(Status.parse(status) for status, _ in view.statuses)
+
+
+def test_the_progress_bar_says_which_size_runs(capsys):
+    staged_run(ProgressBar()).start().wait()
+    shown = capsys.readouterr().out
+    assert "stylising 48×32 px (size 1 of 2)" in shown and "stylising 96×64 px (size 2 of 2)" in shown, shown
+    assert "6/6" in shown, shown

@@ -65,7 +65,8 @@ def test_a_custom_listener_gets_start_each_iteration_and_end(tmp_path):
     np.testing.assert_array_equal(recorder.calls[0][2], start_image)
     for index, (_, row, image_rgb01, _) in enumerate(recorder.calls[1:-1], start=1):
         assert row["iteration"] == index
-        assert set(row) == {"iteration", *LOSS_NAMES, "alpha", "beta", "seconds"}
+        assert set(row) == {"iteration", *LOSS_NAMES, "alpha", "beta", "seconds", "height_px", "width_px"}
+        assert (row["height_px"], row["width_px"]) == (32, 32)
         assert row["alpha"] == 1.0 and row["beta"] == 2.0 and row["seconds"] >= 0.0
         assert row["total"] == pytest.approx(row["alpha"] * row["content"] + row["beta"] * row["style"], rel=1e-6)
         assert image_rgb01.shape == (32, 32, 3) and image_rgb01.dtype == np.float32
@@ -309,3 +310,98 @@ def test_wait_async_raises_the_runs_error(tmp_path):
     run.start()
     with pytest.raises(NSTError, match="lower learning_rate"):
         asyncio.run(run.wait_async(poll_s=0.01))
+
+
+# ---------------------------------------------------------------------------- coarse to fine: stages
+
+
+def moving_step(image, amount: float, content_costs=None):
+    """A step that adds `amount` to every pixel and reports a content cost (the next of `content_costs`, or 1)."""
+    costs = iter(content_costs or [])
+
+    def step():
+        image.assign(tf.clip_by_value(image + amount, 0.0, 1.0))
+        content = next(costs, 1.0)
+        return {"total": content, "content": content, "style": 0.0}
+
+    return step
+
+
+class StageRecorder(Recorder):
+    def on_stage(self, run, image_rgb01):
+        self.calls.append(("stage", run.size_px, np.array(image_rgb01), threading.current_thread()))
+
+
+def two_stages(coarse_iterations=3, full_iterations=2, **full_step):
+    """A 32x48 stage that brightens by 0.1 a step, then a 64x96 stage (the full size) that brightens by 0.01."""
+    coarse = tf.Variable(np.zeros((1, 32, 48, 3), np.float32))
+    full = tf.Variable(np.zeros((1, 64, 96, 3), np.float32))
+    stages = [
+        (moving_step(coarse, 0.1), coarse, coarse_iterations),
+        (moving_step(full, 0.01, **full_step), full, full_iterations),
+    ]
+    return stages, coarse, full
+
+
+def test_stages_run_smallest_first_and_each_starts_from_the_last_result(tmp_path):
+    stages, coarse, full = two_stages()
+    recorder = StageRecorder()
+    run = StyleTransferRun(stages, listeners=[recorder], alpha=tf.Variable(1.0), beta=tf.Variable(1.0))
+    assert run.iterations == 5
+    run.start().wait()
+    kinds = [(kind, size) for kind, size, *_ in recorder.calls if kind == "stage"]
+    assert kinds == [("stage", (32, 48)), ("stage", (64, 96))]
+    rows = run.history
+    assert [row["iteration"] for row in rows] == [1, 2, 3, 4, 5]
+    assert [(row["height_px"], row["width_px"]) for row in rows] == [(32, 48)] * 3 + [(64, 96)] * 2
+    np.testing.assert_allclose(coarse.numpy(), 0.3, atol=1e-6)
+    np.testing.assert_allclose(full.numpy(), 0.32, atol=1e-5)  # 0.3 upsampled, then two steps of 0.01
+    assert recorder.calls[-1][2].shape == (64, 96, 3), "on_end: the result at full size"
+    assert run.message == "finished 5 iterations"
+
+
+def test_stopping_during_a_coarse_stage_keeps_the_result_at_full_size(tmp_path):
+    coarse = tf.Variable(np.zeros((1, 32, 48, 3), np.float32))
+    full = tf.Variable(np.zeros((1, 64, 96, 3), np.float32))
+    step = moving_step(coarse, 0.1)
+    calls = []
+
+    def stopping_step():
+        calls.append(1)
+        if len(calls) == 2:
+            run.stop()
+        return step()
+
+    run = StyleTransferRun(
+        [(stopping_step, coarse, 5), (moving_step(full, 0.01), full, 5)], run_dir=tmp_path / "run", live_view=False
+    )
+    run.start().wait()
+    assert_stopped_and_saved(run)
+    final = load_image(run.final_path, max_side_px=None)
+    assert final.shape == (64, 96, 3)
+    np.testing.assert_allclose(full.numpy(), 0.2, atol=1e-6)  # the coarse image after 2 steps, upsampled into G
+    np.testing.assert_allclose(final, 0.2, atol=1 / 255)
+
+
+def test_a_trial_s_rows_are_the_first_of_the_run_and_count(tmp_path):
+    stages, coarse, _ = two_stages(coarse_iterations=3, full_iterations=2)
+    trial = StyleTransferRun(*stages[0][:2], 2, listeners=[])
+    trial.start().wait()
+    run = StyleTransferRun(stages, run_dir=tmp_path / "run", history=trial.history, live_view=False)
+    assert run.iterations == 5
+    run.start().wait()
+    assert [row["iteration"] for row in run.history] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(coarse.numpy(), 0.3, atol=1e-6), "2 trial steps and 1 more make the coarse stage's 3"
+    with (tmp_path / "run" / "metrics.csv").open() as file:
+        assert [int(row["iteration"]) for row in csv.DictReader(file)] == [1, 2, 3, 4, 5]
+
+
+def test_a_blow_up_is_judged_against_the_cost_at_the_start_of_its_stage():
+    # The full size starts at a cost 100x lower than the coarse one did: a jump of 20x within it is a blow-up,
+    # though it stays far below the coarse stage's start.
+    stages, _, _ = two_stages(coarse_iterations=2, full_iterations=4, content_costs=[1.0, 0.9, 20.0, 0.5])
+    stages[0] = (moving_step(stages[0][1], 0.1, [100.0, 90.0]), stages[0][1], 2)
+    run = StyleTransferRun(stages, listeners=[], alpha=tf.Variable(1.0), beta=tf.Variable(1.0), learning_rate=0.1)
+    with pytest.raises(NSTError, match=r"blew up from 1 at the start to 20 at iteration 5"):
+        run.start().wait()
+    assert len(run.history) == 4
