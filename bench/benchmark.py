@@ -1,19 +1,21 @@
-"""Benchmark: the notebook's own run (through papermill and its metrics.csv) against a TF-tutorial-style reference.
+"""Benchmark: the notebook's own run (through papermill and its metrics.csv), its pictures judged, against the course's
+recipe and a TF-tutorial-style reference.
 
-    python bench/benchmark.py            # full run (about 50 min on 2 idle cores), writes docs/benchmark_results.md
-    python bench/benchmark.py --quick    # tiny sizes, a minute or two: proves the benchmark works (CI); no timings
+    python bench/benchmark.py            # full run (about 2 h on 2 idle cores), writes docs/benchmark_results_<cpu>.md
+    python bench/benchmark.py --quick    # tiny sizes, a few minutes: proves the benchmark works (CI); no timings
 
-Everything is measured in this one run, ours and the reference interleaved, on this machine:
-- seconds per iteration (median) of the notebook's Adam step and of the reference, at 400×300 and 1024×768;
-- a practical peak, a large tf.matmul in fp32 and bf16, and the achieved GFLOP/s of each step as a fraction of it
-  (FLOPs of the convolutions actually run, up to the deepest layer used, forward plus input-gradient);
-- the bf16 option's speed and final loss against fp32's, and whether this hardware gives bf16 any speed-up;
-- time-to-target: the total cost the seed's recipe (Adam, 200 iterations, 400×300) reaches, and how long L-BFGS
-  and coarse-to-fine take to reach it;
-- the notebook's default run (its own settings, as `make run` runs it), whole wall time;
+Everything is measured in this one run, on this machine:
+- seconds per iteration (median) of the notebook's Adam step and of the reference, at 400×300 and 1024×768, and
+  the achieved GFLOP/s of each as a fraction of a practical peak (a large tf.matmul in fp32 and bf16);
+- the picture judge (bench/judge.py: style distance in a network trained on real images, edge correlation with
+  the photo) on every run's final.png, on six judged pairs (bench/judged_pairs.py): the course's recipe (Adam at
+  learning rate 0.01, 200 iterations at full size, fp32) against the notebook's default, kernel start included;
+- time to the recipe's picture: the first snapshot of a run that is at least as good as the recipe's final image
+  on both judge measures (style distance ≤ the recipe's, edge correlation ≥ the recipe's − EDGE_SLACK), for the
+  default and the other options on the sample pair;
 - one value-and-gradient at 1920×1080 with TensorFlow's own conv gradient and with nst's frozen layers (peak RSS,
-  seconds), and the notebook at 1920×1080 and 3840×2160 for peak memory (RSS of its kernel), against the estimate.
-Weights: the random-feature VGG-19 on both sides (no weights file needed); the compute is identical to real weights.
+  seconds), and the default run finished at 1920×1080 and 3840×2160: peak memory, wall time, the judge.
+Weights: the random-feature VGG-19 everywhere (no weights file needed); the compute is identical to real weights.
 """
 
 from __future__ import annotations
@@ -33,13 +35,39 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_DIR))
+from judged_pairs import judged_pairs  # noqa: E402  (bench/, beside this file)
+
 PYTHON = sys.executable
 CONTENT_LAYER = "conv4_2"  # the notebook's defaults; the reference uses the same layers
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-# The course's recipe, which the targets are measured against: Adam at learning rate 0.01, full size, fp32.
-RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "coarse_to_fine": 1, "precision": "fp32"}
-# (width_px, height_px, optimizer) of the notebook runs measured for memory
-BIG_RUNS = ((1920, 1080, "adam"), (3840, 2160, "adam"), (1920, 1080, "lbfgs"))
+# The course's recipe, which the targets are measured against: Adam at learning rate 0.01, 200 iterations at full
+# size, fp32. Every run asks for the random features explicitly.
+RECIPE = {"optimizer": "adam", "learning_rate": 0.01, "coarse_to_fine": 1, "iterations": 200, "precision": "fp32"}
+RANDOM = {"weights": "random"}
+EDGE_SLACK = 0.02  # "at least as good as the recipe": edge correlation ≥ the recipe's − this, style distance ≤ its
+# (width_px, height_px, optimizer, iterations or None for the default's) of the large notebook runs: the default
+# finished at 1920×1080 and 3840×2160, and L-BFGS's memory at 1920×1080 (2 iterations)
+BIG_RUNS = ((1920, 1080, "adam", None), (3840, 2160, "adam", None), (1920, 1080, "lbfgs", 2))
+# The other options on the sample pair, each judged and timed to the recipe's picture: (key, label, parameters)
+OPTIONS = (
+    (
+        "old_default",
+        "the old default (Adam, learning rate 0.05, 100 iterations, one size)",
+        {"learning_rate": 0.05, "iterations": 100, "coarse_to_fine": 1},
+    ),
+    ("default_one_size", "the default's settings at one size (`coarse_to_fine=1`)", {"coarse_to_fine": 1}),
+    ("lbfgs", "L-BFGS, full size only, 40 iterations", {"optimizer": "lbfgs", "coarse_to_fine": 1, "iterations": 40}),
+    (
+        "lbfgs_20",
+        "L-BFGS, full size only, 20 iterations",
+        {"optimizer": "lbfgs", "coarse_to_fine": 1, "iterations": 20},
+    ),
+    (
+        "lbfgs_c2f",
+        "L-BFGS, coarse to fine (3 sizes, 20 iterations each)",
+        {"optimizer": "lbfgs", "coarse_to_fine": 3, "coarse_iterations": 20, "iterations": 20},
+    ),
+)
 KERAS_NAMES = {f"conv{b}_{i}": f"block{b}_conv{i}" for b in range(1, 6) for i in range(1, 5)}
 
 
@@ -84,14 +112,17 @@ def run_watched(command: list[str], env: dict | None = None) -> tuple[float, int
     return wall_s, max(peaks.values(), default=0), text
 
 
-def prepared_images(width_px: int, height_px: int, folder: Path) -> tuple[Path, Path]:
-    """The sample content and style images, centre-cropped to the aspect W:H and resized to exactly W×H (PNG)."""
+def prepared_images(
+    width_px: int, height_px: int, folder: Path, content: Path | None = None, style: Path | None = None
+) -> tuple[Path, Path]:
+    """The content and style images (default: the samples), centre-cropped to the aspect W:H and resized to exactly
+    W×H (PNG)."""
     from PIL import Image
 
     from nst.paths import SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 
     paths = []
-    for source in (SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH):
+    for source in (content or SAMPLE_CONTENT_PATH, style or SAMPLE_STYLE_PATH):
         image = Image.open(source).convert("RGB")
         w, h = image.size
         crop_w, crop_h = (
@@ -104,36 +135,83 @@ def prepared_images(width_px: int, height_px: int, folder: Path) -> tuple[Path, 
         )
         left, top = (w - crop_w) // 2, (h - crop_h) // 2
         image = image.crop((left, top, left + crop_w, top + crop_h)).resize((width_px, height_px), Image.LANCZOS)
-        path = folder / f"{source.stem}_{width_px}x{height_px}.png"
+        path = folder / f"{Path(source).stem}_{width_px}x{height_px}.png"
         image.save(path)
         paths.append(path)
     return paths[0], paths[1]
 
 
-def run_notebook(width_px: int, height_px: int, work: Path, judge: bool = True, **parameters) -> dict:
-    """Execute the notebook with papermill (nst_utils.py stylise) at W×H; returns its metrics, wall time, peak RSS,
-    and (judge) its final image's cost judged by the fp32 network."""
-    content, style = prepared_images(width_px, height_px, work)
+def run_stylise(content: Path, style: Path, work: Path, max_side_px: int = 400, judge: bool = True, **parameters):
+    """`nst_utils.py stylise` (the notebook through papermill) on two images, random features; returns its wall time
+    (Python and kernel start included), peak RSS, metrics (the Adam trial's rows first), and with `judge` the
+    picture judge's figures and the final image's cost judged by the fp32 network."""
     output_root = Path(tempfile.mkdtemp(dir=work, prefix="runs-"))
     command = [PYTHON, str(PROJECT_DIR / "nst_utils.py"), "stylise", "--content", str(content), "--style", str(style)]
-    command += ["--output-root", str(output_root), "-p", "max_side_px", str(max(width_px, height_px))]
-    for name, value in parameters.items():
+    command += ["--output-root", str(output_root), "-p", "max_side_px", str(max_side_px)]
+    for name, value in {**RANDOM, **parameters}.items():
         command += ["-p", name, repr(value)]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), "TF_CPP_MIN_LOG_LEVEL": "2", "NST_LIVE_VIEW": "0"}
     for name in ("NST_MAX_SIDE_PX", "NST_ITERATIONS"):  # the benchmark sets sizes and iterations itself
         env.pop(name, None)
     wall_s, rss, _ = run_watched(command, env)
     (run_dir,) = output_root.iterdir()
-    coarse = sorted(run_dir.glob("coarse_*/metrics.csv"))
-    return {
+    run = {
         "wall_s": wall_s,
         "peak_rss_bytes": rss,
         "rows": read_metrics(run_dir / "metrics.csv"),
-        "coarse_rows": [row for path in coarse for row in read_metrics(path)],
         "parameters": parameters,
+        "run_dir": str(run_dir),
         "final_path": str(run_dir / "final.png"),
-        "judged_fp32": judged_fp32_cost(run_dir / "final.png", content, style, height_px, width_px) if judge else None,
+        "content": str(content),
+        "style": str(style),
+        "params": json.loads((run_dir / "params.json").read_text()),
     }
+    if judge:
+        run["picture"] = judge_picture(run_dir / "final.png", content, style)
+        height_px, width_px = (int(run["rows"][-1][k]) for k in ("height_px", "width_px"))
+        run["judged_fp32"] = judged_fp32_cost(run_dir / "final.png", content, style, height_px, width_px)
+    return run
+
+
+def run_notebook(width_px: int, height_px: int, work: Path, judge: bool = True, **parameters) -> dict:
+    """run_stylise on the sample images prepared at exactly W×H."""
+    content, style = prepared_images(width_px, height_px, work)
+    return run_stylise(content, style, work, max(width_px, height_px), judge, **parameters)
+
+
+def judge_picture(image_path: Path, content: Path, style: Path) -> dict:
+    """The picture judge's two figures for one image (bench/judge.py)."""
+    from judge import judge
+
+    return judge(image_path, content, style)
+
+
+def snapshot_pictures(run: dict) -> list[dict]:
+    """The judge's figures for every snapshot of a run, in iteration order (iter_NNNN.png, then final.png)."""
+    run_dir = Path(run["run_dir"])
+    snapshots = sorted((int(path.stem[5:]), path) for path in run_dir.glob("iter_*.png"))
+    snapshots.append((len(run["rows"]), run_dir / "final.png"))
+    return [
+        {"iteration": iteration, **judge_picture(path, Path(run["content"]), Path(run["style"]))}
+        for iteration, path in snapshots
+    ]
+
+
+def as_good_as(picture: dict, recipe_picture: dict) -> bool:
+    """Whether a picture is at least as good as the recipe's on both measures (edge correlation within EDGE_SLACK)."""
+    return (
+        picture["style_distance"] <= recipe_picture["style_distance"]
+        and picture["edge_correlation"] >= recipe_picture["edge_correlation"] - EDGE_SLACK
+    )
+
+
+def time_to_picture(run: dict, recipe_picture: dict) -> tuple[int, float] | None:
+    """(iteration, seconds) of the first snapshot at least as good as the recipe's picture; seconds are the sum of
+    the per-iteration seconds until then (the trial's and every size's); None if no snapshot is."""
+    for picture in run.setdefault("snapshots", snapshot_pictures(run)):
+        if as_good_as(picture, recipe_picture):
+            return picture["iteration"], sum(row["seconds"] for row in run["rows"][: picture["iteration"]])
+    return None
 
 
 def judged_fp32_cost(final_path: Path, content: Path, style: Path, height_px: int, width_px: int) -> float:
@@ -180,14 +258,20 @@ def run_matmul(work: Path, n: int) -> dict:
     return json.loads(out.read_text())
 
 
-def run_big(width_px: int, height_px: int, work: Path, optimizer: str = "adam", note: str = "") -> dict:
-    """The notebook at a large size for its peak memory: fp32, its trial steps (3 of Adam, or 2 of L-BFGS on a copy)
-    and 2 iterations."""
+def run_big(width_px: int, height_px: int, work: Path, optimizer: str, iterations: int | None, note: str = "") -> dict:
+    """The notebook at a large size: the default run finished (iterations None), judged; or `iterations` of
+    `optimizer` at full size in fp32, for its peak memory only."""
     from nst.memory import estimate_memory_bytes
+    from nst.settings import Settings
 
-    parameters = {**RECIPE, "optimizer": optimizer, "iterations": 2}
-    big = run_notebook(width_px, height_px, work, judge=False, **parameters)  # judging 4K needs 20 GB
-    estimate = estimate_memory_bytes(height_px, width_px, "conv5_1", optimizer)
+    if iterations is None:
+        big = run_notebook(width_px, height_px, work, judge=False)
+        content, style = prepared_images(width_px, height_px, work)
+        big["picture"] = judge_picture(Path(big["final_path"]), content, style)  # small: not the 20 GB fp32 judge
+    else:
+        parameters = {**RECIPE, "optimizer": optimizer, "iterations": iterations}
+        big = run_notebook(width_px, height_px, work, judge=False, **parameters)
+    estimate = estimate_memory_bytes(height_px, width_px, Settings().deepest_layer, optimizer)
     return {**big, "size": f"{width_px}×{height_px}", "estimate_bytes": estimate, "note": note, "optimizer": optimizer}
 
 
@@ -381,16 +465,6 @@ def median_seconds(rows: list[dict], skip_first: int = 1) -> float:
     return statistics.median(seconds)
 
 
-def time_to(rows: list[dict], target: float, before: list[dict] = ()) -> float | None:
-    """Seconds (sum of the per-iteration seconds, coarse levels included) until the total cost is ≤ target."""
-    elapsed = sum(row["seconds"] for row in before)
-    for row in rows:
-        elapsed += row["seconds"]
-        if row["total"] <= target:
-            return elapsed
-    return None
-
-
 def machine() -> dict:
     import tensorflow as tf
 
@@ -413,14 +487,21 @@ def machine() -> dict:
     }
 
 
+def cpu_kind(flags: str) -> str:
+    """The kind of CPU, for the results' file name: "amx", "avx512-bf16" or "avx2" (how bf16 runs here)."""
+    if "amx_bf16" in flags.split():
+        return "amx"
+    return "avx512-bf16" if "avx512_bf16" in flags.split() else "avx2"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few iterations: proves it works (CI)")
     parser.add_argument("--repeats", type=int, default=2, help="reference runs interleaved with ours, per size")
-    parser.add_argument("--out", type=Path, help="markdown results (default: docs/benchmark_results.md, quick: temp)")
+    parser.add_argument("--out", type=Path, help="markdown results (default: docs/benchmark_results_<cpu>.md)")
     parser.add_argument("--report-only", type=Path, help="re-render the markdown from a results .json and exit")
     parser.add_argument(
-        "--rerun-default", type=Path, help="add one more default notebook run to a results .json, as its own row"
+        "--rerun-default", type=Path, help="add one more run on the sample pair to a results .json, as its own row"
     )
     parser.add_argument(
         "--param",
@@ -429,34 +510,37 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="with --rerun-default: a setting that differs from the default (a Python literal), e.g. learning_rate=0.1",
     )
-    parser.add_argument("--rerun-memory", type=Path, help="add the large memory runs again to a results .json")
-    parser.add_argument("--note", default="", help="with --rerun-memory: what changed, shown beside its rows")
+    parser.add_argument("--rerun-big", type=Path, help="add the large runs again to a results .json")
+    parser.add_argument("--note", default="", help="with --rerun-big: what changed, shown beside its rows")
     parser.add_argument(
         "--big",
         action="append",
         default=[],
         metavar="WxH:OPTIMIZER",
-        help="with --rerun-memory: only these of the large runs, e.g. 1920x1080:lbfgs (default: all)",
+        help="with --rerun-big: only these of the large runs, e.g. 1920x1080:adam (default: all)",
     )
     args = parser.parse_args(argv)
-    if args.rerun_default:  # e.g. after tuning the defaults: same session, recorded as a separate row
+    if args.rerun_default:  # e.g. while tuning: same session, recorded as a separate row
         results = json.loads(args.rerun_default.read_text())
+        work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
         changed = dict(parse_param(text) for text in args.param)
-        rerun = run_notebook(400, 300, Path(tempfile.mkdtemp(prefix="nst-bench-")), **changed)
+        content, style = judged_pairs(work / "judged")[0]
+        rerun = run_stylise(content, style, work, **changed)
         rerun["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        time_to_picture(rerun, results["judged"][0]["recipe"]["picture"])
         results.setdefault("reruns", []).append(rerun)
         args.rerun_default.write_text(json.dumps(results, indent=1, default=str))
         args.report_only = args.rerun_default
-    if args.rerun_memory:  # e.g. after a memory fix: the large runs again, as rows of their own
-        results = json.loads(args.rerun_memory.read_text())
+    if args.rerun_big:  # e.g. after a memory fix: the large runs again, as rows of their own
+        results = json.loads(args.rerun_big.read_text())
         work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
         chosen = [run for run in BIG_RUNS if not args.big or f"{run[0]}x{run[1]}:{run[2]}" in args.big]
         if not chosen:
-            raise SystemExit(f"--big {args.big}: choose from {', '.join(f'{w}x{h}:{o}' for w, h, o in BIG_RUNS)}")
-        for w, h, optimizer in chosen:
-            results["bigs"].append(run_big(w, h, work, optimizer, note=f"rerun: {args.note}"))
-            args.rerun_memory.write_text(json.dumps(results, indent=1, default=str))
-        args.report_only = args.rerun_memory
+            raise SystemExit(f"--big {args.big}: choose from {', '.join(f'{w}x{h}:{o}' for w, h, o, _ in BIG_RUNS)}")
+        for w, h, optimizer, iterations in chosen:
+            results["bigs"].append(run_big(w, h, work, optimizer, iterations, note=f"rerun: {args.note}"))
+            args.rerun_big.write_text(json.dumps(results, indent=1, default=str))
+        args.report_only = args.rerun_big
     if args.report_only:
         text = report(json.loads(args.report_only.read_text()))
         args.report_only.with_suffix(".md").write_text(text)
@@ -465,65 +549,87 @@ def main(argv: list[str] | None = None) -> int:
     from nst.model import bf16_hardware
 
     work = Path(tempfile.mkdtemp(prefix="nst-bench-"))
-    if args.quick:
-        sizes, bigs, recipe_iterations, n_iterations, matmul_n, lbfgs_iterations = [(64, 48)], [], 6, 3, 256, 6
+    pairs = judged_pairs(work / "judged")
+    if args.quick:  # the sample pair at 64 px, a few iterations of everything
+        sizes, bigs, n_iterations, matmul_n, side_px = [(64, 48)], [], 3, 256, 64
+        recipe, pairs, short = {**RECIPE, "iterations": 6}, pairs[:1], {"iterations": 4, "coarse_iterations": 4}
     else:
-        sizes, recipe_iterations, n_iterations, matmul_n = [(400, 300), (1024, 768)], 200, 6, 2048
-        bigs = BIG_RUNS
-        lbfgs_iterations = 40
-    out = args.out or (work / "results.md" if args.quick else PROJECT_DIR / "docs" / "benchmark_results.md")
+        sizes, bigs, n_iterations, matmul_n, side_px = [(400, 300), (1024, 768)], BIG_RUNS, 6, 2048, 400
+        recipe, short = RECIPE, {}
     results: dict = {"machine": machine(), "quick": args.quick, "bf16_hardware": bf16_hardware()}
+    out = args.out or (
+        work / "results.md"
+        if args.quick
+        else PROJECT_DIR / "docs" / f"benchmark_results_{cpu_kind(results['machine']['flags'])}.md"
+    )
     log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731
 
-    log("matmul peak")
-    results["matmul_runs"] = [run_matmul(work, matmul_n)]  # again at the end: the peak is the better of the two
-
-    # Per size: reference, ours, reference, … interleaved. At the first size ours is the seed's recipe itself
-    # (Adam, 200 iterations): its rows give ours' seconds per iteration *and* the time-to-target baseline.
     def save() -> None:  # after every stage, so a run cut short still leaves its figures
         results["machine"]["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
         out.write_text(report(results))
 
-    # The most important figures first. At 400×300 ours is the seed's recipe itself (Adam, 200 iterations): its rows
-    # give ours' seconds per iteration *and* the time-to-target baseline; the reference runs before and after it.
-    results["sizes"] = {}
+    log("matmul peak")
+    results["matmul_runs"] = [run_matmul(work, matmul_n)]  # again at the end: the peak is the better of the two
+
+    # The most important figures first. At the first size ours is the course's recipe on the sample pair (Adam,
+    # 200 iterations): its rows give ours' seconds per iteration, and its final image the picture to reach.
+    results["sizes"], results["judged"] = {}, []
     for index, (w, h) in enumerate(sizes):
         size = results["sizes"][f"{w}x{h}"] = {"w": w, "h": h, "reference": [], "ours": []}
         for repeat in range(args.repeats):
             log(f"{w}x{h}: reference ({repeat + 1}/{args.repeats})")
             size["reference"].append(run_reference(w, h, n_iterations if index == 0 else 4, work))
-            if repeat == 0:
-                iterations = recipe_iterations if index == 0 else 4
-                log(f"{w}x{h}: ours, notebook with Adam, {iterations} iterations")
-                size["ours"].append(run_notebook(w, h, work, **RECIPE, iterations=iterations, save_every=10**6))
+            if repeat == 0 and index == 0:
+                log(f"{w}x{h}: ours, the course's recipe on the sample pair ({recipe['iterations']} iterations)")
+                size["ours"].append(run_stylise(*pairs[0], work, side_px, **recipe))
+                results["judged"].append(
+                    {"content": str(pairs[0][0]), "style": str(pairs[0][1]), "recipe": size["ours"][0]}
+                )
+            elif repeat == 0:
+                log(f"{w}x{h}: ours, the course's recipe, 4 iterations")
+                size["ours"].append(run_notebook(w, h, work, judge=False, **{**recipe, "iterations": 4}))
             save()
-        if index == 0:
-            log(f"{w}x{h}: ours, the notebook's default settings")
-            results["default"] = run_notebook(w, h, work)
-            save()
-            # The same run in the precision "auto" did not choose, judged on the same fp32 scale. Where bf16 is
-            # emulated it is about as fast as fp32 (docs/benchmarks.md), so its numerics are measured there too.
-            other = "fp32" if bf16_hardware()[0] else "bf16"
-            log(f"{w}x{h}: ours, the notebook's default settings in {other}")
-            results[f"default_{other}"] = run_notebook(w, h, work, precision=other)
-            log(f"{w}x{h}: ours, L-BFGS at full size in bf16 ({lbfgs_iterations} iterations)")
-            results["lbfgs_bf16"] = run_notebook(
-                w, h, work, optimizer="lbfgs", coarse_to_fine=1, iterations=lbfgs_iterations, precision="bf16"
+
+    # The judged set: the recipe and the default on every pair, kernel start included
+    for index, (content, style) in enumerate(pairs):
+        if index > 0:
+            log(f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}, the recipe")
+            results["judged"].append(
+                {
+                    "content": str(content),
+                    "style": str(style),
+                    "recipe": run_stylise(content, style, work, side_px, **recipe),
+                }
             )
-            save()
-            log(f"{w}x{h}: ours, L-BFGS at full size only ({lbfgs_iterations} iterations)")
-            results["lbfgs"] = run_notebook(
-                w, h, work, optimizer="lbfgs", coarse_to_fine=1, iterations=lbfgs_iterations, precision="fp32"
-            )
-            log(f"{w}x{h}: ours, coarse to fine + L-BFGS (3 sizes, 20 iterations each)")
-            results["c2f"] = run_notebook(
-                w, h, work, optimizer="lbfgs", coarse_to_fine=3, coarse_iterations=20, iterations=20, precision="fp32"
-            )
-            save()
+        pair = results["judged"][index]
+        time_to_picture(pair["recipe"], pair["recipe"]["picture"])  # judges its snapshots while they exist
+        log(f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}, the default")
+        pair["default"] = run_stylise(content, style, work, side_px, **short)
+        time_to_picture(pair["default"], pair["recipe"]["picture"])
+        save()
+
+    # The other options on the sample pair, each timed to the recipe's picture. The default in the precision
+    # "auto" did not choose, and L-BFGS in bf16, show bf16's numerics (emulated where the hardware has no bf16).
+    other = "fp32" if bf16_hardware()[0] else "bf16"
+    options = [*OPTIONS, (f"default_{other}", f"the default in {other}", {"precision": other})]
+    options.append(
+        ("lbfgs_bf16", "L-BFGS, full size only, 40 iterations, bf16", {**OPTIONS[2][2], "precision": "bf16"})
+    )
+    if args.quick:  # one of each kind: the old default, L-BFGS coarse to fine, the other precision
+        options = [options[0], options[4], options[5]]
+    results["options"] = {}
+    target = results["judged"][0]["recipe"]["picture"]
+    for key, label, parameters in options:
+        log(f"sample pair: {label}")
+        parameters = {**parameters, **({"iterations": 4} if args.quick else {})}
+        run = results["options"][key] = {**run_stylise(*pairs[0], work, side_px, **parameters), "label": label}
+        time_to_picture(run, target)
+        save()
+
     # Memory: one value-and-gradient with TensorFlow's own conv gradient and with nst's frozen layers, side by
-    # side, then the notebook itself at the large sizes (BIG_RUNS: 2 iterations after its trial steps).
+    # side, then the notebook itself at the large sizes.
     probe_w, probe_h = sizes[0] if args.quick else bigs[0][:2]
     results["gradient"] = {}
     for layers in ("tf", "frozen"):
@@ -532,13 +638,13 @@ def main(argv: list[str] | None = None) -> int:
         results["gradient"][layers]["size"] = f"{probe_w}×{probe_h}"
         save()
     results["bigs"] = []
-    for big_w, big_h, optimizer in bigs:
-        log(f"{big_w}x{big_h}: ours, memory ({optimizer}, 2 iterations)")
-        results["bigs"].append(run_big(big_w, big_h, work, optimizer))
+    for big_w, big_h, optimizer, iterations in bigs:
+        log(f"{big_w}x{big_h}: ours, {optimizer}, {iterations or 'the default'} iterations")
+        results["bigs"].append(run_big(big_w, big_h, work, optimizer, iterations))
         save()
     w, h = sizes[0]
-    log(f"{w}x{h}: ours in bf16 (Adam, {n_iterations} iterations)")
-    results["bf16"] = run_notebook(w, h, work, **{**RECIPE, "precision": "bf16"}, iterations=n_iterations)
+    log(f"{w}x{h}: the recipe in bf16 ({n_iterations} iterations)")
+    results["bf16"] = run_notebook(w, h, work, **{**recipe, "precision": "bf16", "iterations": n_iterations})
     save()
     log("matmul peak again")
     results["matmul_runs"].append(run_matmul(work, matmul_n))
@@ -551,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: dict) -> str:
     """The results as markdown: the machine, then one part per question; a part not yet measured says so."""
     parts = []
-    for part in (report_speed, report_bf16, report_time_to_target, report_memory):
+    for part in (report_speed, report_bf16, report_judged, report_time_to_picture, report_memory):
         try:
             parts.append(part(results))
         except (KeyError, IndexError, StopIteration, statistics.StatisticsError):
@@ -570,16 +676,17 @@ def report_speed(results: dict) -> str:
     m, peak = results["machine"], practical_peak(results)
     peak_count = len(results.get("matmul_runs") or [results["matmul"]])
     lines = [
-        f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, flags {m['flags']}, {m['memory_gb']} GB RAM, "
+        f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, flags {m['flags']} "
+        f"(CPU kind: **{cpu_kind(m['flags'])}**), {m['memory_gb']} GB RAM, "
         f"Python {m['python']}, TensorFlow {m['tensorflow']} (load average at the end: {m['load_average']}). "
-        "Random-feature VGG-19 on both sides: the compute is identical to real weights."
+        "Random-feature VGG-19 everywhere: the compute is identical to real weights."
         + (" **Quick mode: tiny sizes, the figures mean nothing.**" if results["quick"] else ""),
         "",
         f"Practical peak, {peak['n']}×{peak['n']} tf.matmul: fp32 {peak['float32']:.0f} GFLOP/s, "
         f"bf16 {peak['bfloat16']:.0f} GFLOP/s (the better of {peak_count} measurements in this run, "
         "at its start and end; a busy machine lowers it).",
         "",
-        "| size | ours s/it | reference s/it | ours ÷ reference | ours GFLOP/s (% of fp32 peak) "
+        "| size | ours s/it (fp32) | reference s/it | ours ÷ reference | ours GFLOP/s (% of fp32 peak) "
         "| reference GFLOP/s (% of peak) | peak RSS ours / reference |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -611,88 +718,119 @@ def report_bf16(results: dict) -> str:
     fp32_loss, bf16_loss = recipe[n - 1]["total"], bf16_rows[-1]["total"]
     _, reason = results["bf16_hardware"]
     bf16_s = median_seconds(bf16_rows)
-    lines = [
-        f"**bf16** ({first['w']}×{first['h']}, Adam, {n} iterations): {bf16_s:.3f} s/it, "
-        f"**{bf16_s / ref_first:.2f}×** the reference, {bf16_s / median_seconds(recipe):.2f}× ours in fp32; "
-        f"total cost after {n} iterations {bf16_loss:.5g} vs fp32 {fp32_loss:.5g} "
+    peak = practical_peak(results)
+    flops = step_flops(first["h"], first["w"])
+    return (
+        f"**bf16** ({first['w']}×{first['h']}, the recipe's Adam, {n} iterations): {bf16_s:.3f} s/it, "
+        f"**{bf16_s / ref_first:.2f}×** the reference, {bf16_s / median_seconds(recipe):.2f}× ours in fp32, "
+        f"{flops / bf16_s / 1e9:.0f} GFLOP/s ({100 * flops / bf16_s / 1e9 / peak['bfloat16']:.0f} % of the bf16 "
+        f"peak); total cost after {n} iterations {bf16_loss:.5g} vs fp32 {fp32_loss:.5g} "
         f"({100 * (bf16_loss / fp32_loss - 1):+.2f} %); NaNs: "
-        f"{'none' if all(r['total'] == r['total'] for r in bf16_rows) else 'YES'}. Hardware: {reason}.",
+        f"{'none' if all(r['total'] == r['total'] for r in bf16_rows) else 'YES'}. Hardware: {reason}.\n"
+    )
+
+
+def picture_cells(run: dict) -> str:
+    """Style distance and edge correlation of a run's final image, as two table cells."""
+    picture = run.get("picture")
+    return f"{picture['style_distance']:.3f} | {picture['edge_correlation']:.3f}" if picture else "- | -"
+
+
+def settings_text(run: dict) -> str:
+    """What made a run: its optimiser, sizes, iterations, learning rate and precision, from its params.json."""
+    p = run["params"]
+    sizes = (
+        f"{p['coarse_to_fine']} sizes ({p['coarse_iterations']} iterations at each smaller one), "
+        if p["coarse_to_fine"] > 1
+        else ""
+    )
+    rate = f", learning rate {p['learning_rate']:g}" if p["optimizer"] == "adam" else ""
+    return f"{p['optimizer']}{rate}, {sizes}{p['iterations']} at full size, {p['precision']}"
+
+
+def report_judged(results: dict) -> str:
+    """The picture judge on the judged set"""
+    judged = results["judged"]
+    default = next(pair["default"] for pair in judged if "default" in pair)
+    lines = [
+        "**The picture judge** (bench/judge.py): style distance in Magenta's arbitrary-style predictor (lower: more of "
+        "the style) and the correlation of the Sobel edges with the photo's at 128 px wide (higher: more of the "
+        f"photo). The default (`make run`: {settings_text(default)}) against the course's recipe "
+        f"({settings_text(judged[0]['recipe'])}), each run through `nst_utils.py stylise`, Python and kernel start "
+        f"included. **As good** means style distance ≤ the recipe's and edge correlation ≥ the recipe's − "
+        f"{EDGE_SLACK}.",
         "",
+        "| content + style | recipe: wall | cost | style distance | edge correlation | default: wall | cost "
+        "| style distance | edge correlation | wall ÷ recipe | as good |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    ratios = []
+    for pair in judged:
+        if "default" not in pair:
+            continue
+        recipe, default = pair["recipe"], pair["default"]
+        ratio = default["wall_s"] / recipe["wall_s"]
+        ratios.append(ratio)
+        good = as_good_as(default["picture"], recipe["picture"])
+        lines.append(
+            f"| {Path(pair['content']).stem} + {Path(pair['style']).stem} | {recipe['wall_s']:.0f} s "
+            f"| {recipe['rows'][-1]['total']:.4g} | {picture_cells(recipe)} | {default['wall_s']:.0f} s "
+            f"| {default['rows'][-1]['total']:.4g} | {picture_cells(default)} | **{ratio:.2f}** "
+            f"| {'yes' if good else '**no**'} |"
+        )
+    lines += ["", f"Median wall time of the default ÷ the recipe's: **{statistics.median(ratios):.2f}**.", ""]
     return "\n".join(lines)
 
 
-def report_time_to_target(results: dict) -> str:
-    """Time to target"""
-    first = next(iter(results["sizes"].values()))
-    recipe = first["ours"][0]["rows"]
-    target = recipe[-1]["total"]
-    recipe_s = sum(row["seconds"] for row in recipe)
+def report_time_to_picture(results: dict) -> str:
+    """Time to the recipe's picture"""
+    pair = results["judged"][0]
+    recipe = pair["recipe"]
+    recipe_s = sum(row["seconds"] for row in recipe["rows"])
+    target = recipe["picture"]
     lines = [
-        f"**Time to target** at {first['w']}×{first['h']}: the target is the total cost after the seed's recipe "
-        f"(Adam, {len(recipe)} iterations): {target:.5g}, reached in {recipe_s:.1f} s of iterations.",
+        f"**Time to the recipe's picture** on the sample pair ({Path(pair['content']).stem} + "
+        f"{Path(pair['style']).stem}): the first snapshot (every `save_every` iterations, and the final image) with "
+        f"style distance ≤ {target['style_distance']:.3f} and edge correlation ≥ "
+        f"{target['edge_correlation'] - EDGE_SLACK:.3f}; seconds are the sum of the per-iteration seconds until then "
+        f"(the trial's, every size's). The recipe takes {recipe_s:.1f} s of iterations and ends at a total cost of "
+        f"{recipe['rows'][-1]['total']:.5g}.",
         "",
-        "| method | iterations run | time to target | ÷ recipe | whole notebook run (papermill, wall) "
-        "| final cost judged by the fp32 network |",
-        "| --- | --- | --- | --- | --- | --- |",
-        f"| Adam (the recipe) | {len(recipe)} | {recipe_s:.1f} s | 1.00 | {first['ours'][0]['wall_s']:.0f} s "
-        f"| {judged(first['ours'][0])} |",
+        "| method | iterations | time to the recipe's picture | ÷ recipe | whole run (wall) | final cost "
+        "| judged by the fp32 network | style distance | edge correlation |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    emulated = "" if results.get("bf16_hardware", [False])[0] else " (emulated here)"
-    named = [
-        ("default", "**the notebook's default** (`make run`: Adam, learning rate 0.05, precision auto)"),
-        ("default_fp32", "the notebook's default in fp32"),
-        ("default_bf16", f"the notebook's default in bf16{emulated}"),
-        ("lbfgs", "L-BFGS, full size only"),
-        ("lbfgs_bf16", f"L-BFGS, full size only, bf16{emulated}"),
-        ("c2f", "coarse to fine + L-BFGS (`coarse_to_fine=3`, 20 iterations per size)"),
-        ("default_rerun", "the notebook's default again (`--rerun-default`)"),
-    ]
-    runs = [(name, results[key]) for key, name in named if key in results]
+    runs = [("the course's recipe", recipe), ("**the default** (`make run`)", pair.get("default"))]
+    runs += [(run["label"], run) for run in results.get("options", {}).values()]
     for rerun in results.get("reruns", []):
         changed = ", ".join(f"{k}={v!r}" for k, v in rerun["parameters"].items()) or "unchanged"
-        runs.append((f"the default, rerun (`--rerun-default`): {changed}", rerun))
+        runs.append((f"rerun (`--rerun-default`): {changed}", rerun))
     for name, run in runs:
-        t = time_to(run["rows"], target, run["coarse_rows"])
-        iters = f"{len(run['coarse_rows'])} coarse + {len(run['rows'])}" if run["coarse_rows"] else len(run["rows"])
-        shown = f"{t:.1f} s | **{t / recipe_s:.2f}**" if t is not None else "not reached | -"
-        lines.append(f"| {name} | {iters} | {shown} | {run['wall_s']:.0f} s | {judged(run)} |")
-    if "default" in results:
-        run = results["default"]
-        lines += [
-            "",
-            f"**The default run** at {first['w']}×{first['h']} (the notebook's own settings, through papermill as "
-            f"`make run` runs it, kernel start included): **{run['wall_s']:.0f} s** wall, "
-            f"{len(run['rows'])} iterations at {median_seconds(run['rows']):.2f} s/it, "
-            f"final total cost {run['rows'][-1]['total']:.5g} ({run['rows'][-1]['total'] / target:.2f}× the target); "
-            f"judged by the fp32 network: {run['judged_fp32']:.5g}.",
-        ]
-        for key in ("default_fp32", "default_bf16"):
-            if key in results:
-                other = results[key]
-                bf16, fp32 = (other, run) if key == "default_bf16" else (run, other)
-                lines.append(
-                    f"The same run in {key[8:]}{emulated if key == 'default_bf16' else ''}: {other['wall_s']:.0f} s "
-                    f"wall, {median_seconds(other['rows']):.2f} s/it, judged {other['judged_fp32']:.5g}: bf16 ends "
-                    f"**{100 * (bf16['judged_fp32'] / fp32['judged_fp32'] - 1):+.2f} %** from fp32 on the fp32 scale; "
-                    f"NaNs: {'none' if all(r['total'] == r['total'] for r in bf16['rows']) else 'YES'}."
-                )
-    if "lbfgs" in results and "lbfgs_bf16" in results:
-        bf16, fp32 = results["lbfgs_bf16"], results["lbfgs"]
-        lines.append(
-            f"L-BFGS in bf16{emulated}: judged {bf16['judged_fp32']:.5g} against fp32's {fp32['judged_fp32']:.5g} "
-            f"(**{100 * (bf16['judged_fp32'] / fp32['judged_fp32'] - 1):+.2f} %**), "
-            f"{median_seconds(bf16['rows']):.2f} s/it against {median_seconds(fp32['rows']):.2f}."
+        if run is None:
+            continue
+        reached = time_to_picture(run, target) if "snapshots" in run or "run_dir" in run else None
+        shown = (
+            f"it. {reached[0]}: {reached[1]:.1f} s | **{reached[1] / recipe_s:.2f}**" if reached else "not reached | -"
         )
+        judged_cost = f"{run['judged_fp32']:.5g}" if run.get("judged_fp32") is not None else "-"
+        lines.append(
+            f"| {name} | {len(run['rows'])} | {shown} | {run['wall_s']:.0f} s | {run['rows'][-1]['total']:.5g} "
+            f"| {judged_cost} | {picture_cells(run)} |"
+        )
+    for key in ("default_fp32", "default_bf16"):
+        if key in results.get("options", {}):
+            other, run = results["options"][key], pair["default"]
+            bf16, fp32 = (other, run) if key == "default_bf16" else (run, other)
+            lines.append(
+                f"\nThe default in {key[8:]}: judged by the fp32 network, bf16 ends "
+                f"**{100 * (bf16['judged_fp32'] / fp32['judged_fp32'] - 1):+.2f} %** from fp32; NaNs: "
+                f"{'none' if all(r['total'] == r['total'] for r in bf16['rows']) else 'YES'}."
+            )
     return "\n".join(lines) + "\n"
 
 
-def judged(run: dict) -> str:
-    return f"{run['judged_fp32']:.5g}" if run.get("judged_fp32") is not None else "-"
-
-
 def report_memory(results: dict) -> str:
-    """Memory"""
+    """Memory and large images"""
     from nst.memory import OPTIMIZER_NAMES
 
     probes = results.get("gradient", {})
@@ -709,18 +847,25 @@ def report_memory(results: dict) -> str:
             "",
         ]
     if results["quick"] or not results.get("bigs"):
-        return "\n".join([*lines, "**Memory**: the large runs are skipped in quick mode.", ""])
+        return "\n".join([*lines, "**Large images**: skipped in quick mode.", ""])
     lines += [
-        "| size | notebook run (trial steps + 2 iterations, fp32) | peak RSS of its kernel | estimate before "
-        "starting | s/it |",
-        "| --- | --- | --- | --- | --- |",
+        "**Large images**: the sample pair cropped to 16:9 and resized, through `nst_utils.py stylise`.",
+        "",
+        "| size | run | wall | peak RSS of its kernel | estimate before starting | s/it at full size "
+        "| style distance | edge correlation |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for big in results["bigs"]:
+        full = [row for row in big["rows"] if f"{int(row['width_px'])}×{int(row['height_px'])}" == big["size"]]
+        what = (
+            f"the default ({settings_text(big)}), finished"
+            if big.get("picture")
+            else f"{OPTIMIZER_NAMES[big.get('optimizer', 'adam')]}, {len(big['rows'])} iterations, fp32 (memory only)"
+        )
         lines.append(
-            f"| {big['size']} | {OPTIMIZER_NAMES[big.get('optimizer', 'adam')]}, completed"
-            f"{'; ' + big['note'] if big.get('note') else ''} | "
-            f"**{big['peak_rss_bytes'] / 1e9:.2f} GB** | {big['estimate_bytes'] / 1e9:.2f} GB | "
-            f"{median_seconds(big['rows'], 0):.1f} |"
+            f"| {big['size']} | {what}{'; ' + big['note'] if big.get('note') else ''} | {big['wall_s'] / 60:.1f} min "
+            f"| **{big['peak_rss_bytes'] / 1e9:.2f} GB** | {big['estimate_bytes'] / 1e9:.2f} GB "
+            f"| {median_seconds(full or big['rows'], 0):.1f} | {picture_cells(big)} |"
         )
     return "\n".join([*lines, ""])
 

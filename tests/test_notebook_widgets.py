@@ -32,7 +32,7 @@ RESPONSE_ITERATIONS = 40  # iterations watched after the status shows the new α
 MAX_LAG = 30  # iterations within which the status must show the new α
 # The compiled function each optimiser's run calls, and how often it may be traced (Adam: twice counts the optimiser
 # variables made on the first call). `step` is the run cell's optimiser: train_step, or an nst_utils.LBFGS.
-STEP_FUNCTIONS = {"adam": ("train_step", 2), "lbfgs": ("step._value_and_gradient", 1)}
+STEP_FUNCTIONS = {"adam": ("run.step", 2), "lbfgs": ("run.step._value_and_gradient", 1)}  # the full size's
 
 
 @pytest.fixture
