@@ -15,7 +15,7 @@ from nst.grid import Sweep, write_grid
 from nst.images import write_atomically
 
 if TYPE_CHECKING:
-    from nst.batch import RunResult
+    from nst.batch_plan import RunResult
 
 BATCH_CSV_NAME = "batch.csv"
 GRID_NAME = "grid.png"

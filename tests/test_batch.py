@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import nst.headless
-from nst import batch, batch_report, cli
+from nst import batch_plan, batch_report, batch_run, cli
 from nst.errors import NSTError
 from nst.run_folder import make_run_dir
 
@@ -115,11 +115,11 @@ def test_a_folder_runs_each_image_into_its_own_run_folder_under_one_batch_folder
     for row in rows:
         run_dir = batch_dir / row["folder"]
         assert run_dir.parent == batch_dir / row["image"]
-        assert {"final.png", "metrics.csv", batch.FINISHED_NAME, batch.RUN_LOG_NAME} <= {
+        assert {"final.png", "metrics.csv", batch_plan.FINISHED_NAME, batch_run.RUN_LOG_NAME} <= {
             p.name for p in run_dir.iterdir()
         }
         assert float(row["final_cost"]) == 20.0  # the last row's total, 2 × the default α
-        assert "Stylising" in (run_dir / batch.RUN_LOG_NAME).read_text()
+        assert "Stylising" in (run_dir / batch_run.RUN_LOG_NAME).read_text()
     out = capsys.readouterr()
     assert "Stylising" not in out.out, "a run's own lines go to its stdout.log"
     assert "image" in out.out and "final cost" in out.out and f"Table: {batch_dir / 'batch.csv'}" in out.out
@@ -149,9 +149,9 @@ def test_a_run_folder_without_finished_json_is_not_finished(tmp_path):
     slot = tmp_path / "harbour.png"
     half = make_run_dir(slot, label="harbour")
     make_image(half / "final.png", "navy")  # a failed run can leave final.png: the marker says it finished
-    assert batch.finished_run(slot) is None
-    (half / batch.FINISHED_NAME).write_text("{}")
-    assert batch.finished_run(slot) == half
+    assert batch_plan.finished_run(slot) is None
+    (half / batch_plan.FINISHED_NAME).write_text("{}")
+    assert batch_plan.finished_run(slot) == half
 
 
 def test_an_unforeseen_error_in_one_run_does_not_stop_the_others(tmp_path, images, fake_stylise, capsys):
