@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import itertools
 import json
 import os
 import sys
@@ -30,9 +31,11 @@ def run_one(spec: RunSpec, slot_dir: Path) -> RunResult:
     """Run `spec` headless into a new run folder in `slot_dir`; its progress lines go to stdout.log in that folder.
 
     A failure is a RunResult with its one-line error (the run folder, if one was made, is kept for its notebook
-    and kernel.log); Ctrl-C (nst.headless.Interrupted, KeyboardInterrupt) is raised."""
+    and kernel.log; a run refused before it started leaves no folder behind); Ctrl-C (nst.headless.Interrupted,
+    KeyboardInterrupt) is raised."""
     from nst.headless import Interrupted, stylise
 
+    made_dirs = _missing_dirs(slot_dir)
     slot_dir.mkdir(parents=True, exist_ok=True)
     before = set(run_dirs(slot_dir))
     log_path = slot_dir / f".{RUN_LOG_NAME}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -42,7 +45,10 @@ def run_one(spec: RunSpec, slot_dir: Path) -> RunResult:
         with open(log_path, "w") as log, contextlib.redirect_stdout(log):
             stylise(spec.content_path, spec.style_path, spec.parameters, output_root=slot_dir)
     except (Interrupted, KeyboardInterrupt):
-        _keep_log(log_path, _new_run_dir(slot_dir, before))
+        run_dir = _new_run_dir(slot_dir, before)
+        _keep_log(log_path, run_dir)
+        if run_dir is None:
+            _remove_if_empty(made_dirs)
         raise
     except NSTError as err:
         error = one_line(err)
@@ -51,6 +57,8 @@ def run_one(spec: RunSpec, slot_dir: Path) -> RunResult:
     seconds = time.perf_counter() - start_s
     run_dir = _new_run_dir(slot_dir, before)
     _keep_log(log_path, run_dir)
+    if run_dir is None:  # refused before it started (e.g. an unreadable image): no empty folder for it
+        _remove_if_empty(made_dirs)
     final_cost = _final_cost(run_dir) if run_dir else None
     if error is not None:
         return RunResult(spec, "failed", run_dir, final_cost, seconds, error)
@@ -67,6 +75,20 @@ def run_one(spec: RunSpec, slot_dir: Path) -> RunResult:
     text = json.dumps(record, indent=2, default=str) + "\n"
     write_atomically(run_dir / FINISHED_NAME, lambda file: file.write(text.encode()))
     return RunResult(spec, "done", run_dir, final_cost, seconds)
+
+
+def _missing_dirs(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    return list(itertools.takewhile(lambda path: not path.exists(), (folder, *folder.parents)))
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove each folder, deepest first, while it is empty (another run may have put something there)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _new_run_dir(slot_dir: Path, before: set[Path]) -> Path | None:
