@@ -119,17 +119,26 @@ def plan_runs(images: Sequence[Path], style_path: Path, parameters: dict, sweeps
 
 
 def check_runs(specs: Sequence[RunSpec], check_content: bool) -> None:
-    """Every run's Settings and the style images (and, for one image, that one) checked before anything runs."""
-    from nst.images import load_image
+    """Every run's Settings and the style images (and, for one image, that one) checked before anything runs.
 
-    checked = set()
+    A style image so small that it is upsampled is said once, here; each run's stdout.log says it again."""
+    from nst.images import load_image, load_style_image, style_upsampling_note
+
+    checked, noted = set(), set()
     for spec in specs:
         settings = Settings(content_path=spec.content_path, style_path=spec.style_path, **spec.parameters)
-        paths = [path for path, _ in settings.styles] + ([spec.content_path] if check_content else [])
-        for path in paths:
-            if (path, settings.max_side_px) not in checked:
-                load_image(Path(path).expanduser(), max_side_px=settings.max_side_px)  # one line if unusable
-                checked.add((path, settings.max_side_px))
+        for path, _ in settings.styles:
+            key = (path, settings.max_side_px, settings.style_scale)
+            if key not in checked:
+                load_style_image(Path(path).expanduser(), settings.max_side_px, settings.style_scale)  # one line
+                checked.add(key)
+                note = style_upsampling_note(Path(path).expanduser(), settings.max_side_px, settings.style_scale)
+                if note and path not in noted:
+                    print(note)
+                    noted.add(path)
+        if check_content and (spec.content_path, settings.max_side_px) not in checked:
+            load_image(Path(spec.content_path).expanduser(), max_side_px=settings.max_side_px)
+            checked.add((spec.content_path, settings.max_side_px))
 
 
 def batch_description(content: str, style_path: Path, parameters: dict, sweeps: Sequence[Sweep]) -> dict:

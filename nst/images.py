@@ -366,8 +366,33 @@ def style_size_for(path: str | os.PathLike[str], max_side_px: int, style_scale: 
     return image_size_for(path, _style_side_px(path, max_side_px, style_scale))
 
 
+def style_upsampling_note(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> str | None:
+    """The note to print once when a style image is smaller than VGG-19's minimum and is upsampled; else None.
+
+    A style is a texture, so upsampling it is fair: its strokes come out larger and softer, and the note says so.
+    """
+    native_px = upright_size_px(path)
+    if min(native_px) >= MIN_SHORT_SIDE_PX:
+        return None
+    height_px, width_px = style_size_for(path, max_side_px, style_scale)
+    return (
+        f"note: the style image {Path(path).name} is {native_px[1]}×{native_px[0]} px, below VGG-19's "
+        f"{MIN_SHORT_SIDE_PX} px: it is upsampled to {width_px}×{height_px} px, so its texture comes out larger and "
+        "softer (a larger style image gives finer strokes)"
+    )
+
+
+def upright_size_px(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height_px, width_px) of the picture as shown (EXIF orientation applied), from its header; no minimum size."""
+    path = _existing_file(path)
+    with _open_image_file(path) as image:
+        width_px, height_px = image.size
+        return (width_px, height_px) if _orientation_swaps_axes(image) else (height_px, width_px)
+
+
 def _style_side_px(path: str | os.PathLike[str], max_side_px: int, style_scale: float) -> int:
-    return style_max_side(max_side_px, style_scale, image_size_for(path, None))
+    """The long side to load the style at: style_max_side of its own size (which may be below VGG-19's minimum)."""
+    return style_max_side(max_side_px, style_scale, upright_size_px(path))
 
 
 def load_style_image(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> np.ndarray:
