@@ -214,20 +214,26 @@ def _planned_size_wh(path: Path, image: Image.Image, max_side: int | None) -> tu
     """(width, height) in pixels that the opened image will have upright after resizing; checks it is big enough."""
     stored_w, stored_h = image.size
     upright_w, upright_h = (stored_h, stored_w) if _orientation_swaps_axes(image) else (stored_w, stored_h)
-    if min(upright_w, upright_h) < MIN_NATIVE_SIDE_PX:
+    return vgg_size_px(path, upright_h, upright_w, max_side)[::-1]
+
+
+def vgg_size_px(name, height_px: int, width_px: int, max_side_px: int | None) -> tuple[int, int]:
+    """(height_px, width_px) of a picture of that size at `max_side_px`; ImageFileError naming `name` (a file or a
+    clip) if VGG-19 could not see it: a short side under MIN_SHORT_SIDE_PX, with the max_side_px that fixes it."""
+    if min(width_px, height_px) < MIN_NATIVE_SIDE_PX:
         raise ImageFileError(
-            f"{path} is only {upright_w}x{upright_h} px, too small to hold a picture; use an image with at least "
+            f"{name} is only {width_px}x{height_px} px, too small to hold a picture; use an image with at least "
             f"{MIN_SHORT_SIDE_PX} px on its shorter side"
         )
-    height_px, width_px = fit_to_max_side(upright_h, upright_w, max_side)
-    if min(width_px, height_px) >= MIN_SHORT_SIDE_PX:
-        return width_px, height_px
-    long_px, short_px = max(upright_w, upright_h), min(upright_w, upright_h)
+    fitted_h, fitted_w = fit_to_max_side(height_px, width_px, max_side_px)
+    if min(fitted_w, fitted_h) >= MIN_SHORT_SIDE_PX:
+        return fitted_h, fitted_w
+    long_px, short_px = max(width_px, height_px), min(width_px, height_px)
     # Smallest max_side whose rounded short side reaches the minimum: 2 * m * short >= (2 * MIN - 1) * long.
     needed_max_side = -(-(2 * MIN_SHORT_SIDE_PX - 1) * long_px // (2 * short_px))
-    found = f"{path} is {upright_w}x{upright_h} px"
-    if (width_px, height_px) != (upright_w, upright_h):
-        found += f", {width_px}x{height_px} px at max_side_px={max_side}"
+    found = f"{name} is {width_px}x{height_px} px"
+    if (fitted_w, fitted_h) != (width_px, height_px):
+        found += f", {fitted_w}x{fitted_h} px at max_side_px={max_side_px}"
     if needed_max_side > _LARGEST_SENSIBLE_MAX_SIDE_PX:
         fix = f"its aspect ratio ({long_px / short_px:.0f}:1) is too extreme; crop it closer to square"
     else:
