@@ -79,6 +79,10 @@ def probe_clip(path: str | os.PathLike, max_side_px: int, max_frames: int | None
     if path.is_dir():
         return _probe_images(path, frame_files(path), max_side_px, max_frames)
     if not path.is_file():
+        if path.is_symlink() and not path.exists():
+            raise NSTError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; fix or remove it")
+        if path.exists():
+            raise NSTError(f"{path} is not a regular file (a device, pipe or socket); pass a video file or a folder")
         raise NSTError(f"{path}: no such video file or folder of frames; pass an .mp4 (or any video) or a folder")
     if _is_still_image(path):
         note = (
@@ -214,9 +218,14 @@ def _quiet_imageio():
 
 
 def frame_files(folder: str | os.PathLike) -> list[Path]:
-    """The image files of a frames folder, in name order; NSTError if there are none."""
+    """The image files of a frames folder, in name order (hidden ones, such as macOS's ._ files, left out); NSTError
+    if there are none or the folder cannot be listed."""
     folder = Path(folder)
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file())
+    try:
+        names = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")]
+    except OSError as err:
+        raise NSTError(f"{folder} cannot be read ({err.strerror or err}); check its permissions") from None
+    paths = sorted(p for p in names if p.is_file())
     if not paths:
         kinds = ", ".join(FRAME_SUFFIXES)
         raise NSTError(f"{folder} holds zero frames (no {kinds} files); put the frames there, named in order")

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -123,8 +124,10 @@ def test_ctrl_c_keeps_finished_frames_and_resume_finishes_the_clip(tmp_path, fra
     [
         (lambda p: p.write_text("hello"), "is not a video"),
         (lambda p: None, "no such video file"),
+        (lambda p: p.symlink_to(p.with_name("moved-away.mp4")), "moved-away.mp4, which does not exist; fix or remove"),
+        (os.mkfifo, "is not a regular file (a device, pipe or socket)"),
     ],
-    ids=["not-a-video", "missing"],
+    ids=["not-a-video", "missing", "a dangling link", "a FIFO"],
 )
 def test_bad_input_is_one_line_and_no_folder(tmp_path, make, expected):
     clip = tmp_path / "clip.mp4"

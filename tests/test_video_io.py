@@ -76,6 +76,14 @@ def test_an_unreadable_codec_is_named_with_the_fix(tmp_path, tiny_clip):
         video_io.probe_clip(broken, max_side_px=64)
 
 
+def test_hidden_files_of_a_frames_folder_are_no_frames(tmp_path):
+    for index, frame in enumerate(moving_square_frames(2, 24, 32, 8, 2)):
+        save_image(tmp_path / f"frame_{index:02d}.png", frame)
+    (tmp_path / "._frame_00.png").write_bytes(b"Mac OS X resource fork")  # left by a copy from a Mac
+    info = video_io.probe_clip(tmp_path, max_side_px=64)
+    assert [p.rsplit("/", 1)[1] for p in info.frame_paths] == ["frame_00.png", "frame_01.png"]
+
+
 def test_an_empty_folder_has_zero_frames(tmp_path):
     with pytest.raises(NSTError, match="zero frames"):
         video_io.probe_clip(tmp_path, max_side_px=64)
