@@ -2,15 +2,17 @@
 
     paths         SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH, OUTPUT_DIR, NSTError
     settings      Settings: every setting, its default and its check (nst.settings)
-    images        load_image, load_style_image, save_image, resize_image, fit_to_max_side, style_max_side
+    images        load_image, load_style_image, save_image, resize_image, fit_to_max_side, style_max_side,
+                  style_upsampling_note
     starting      initial_image, INITIAL_IMAGE_KINDS (nst.initial)
     colour        transfer_luminance_only, match_colour_histogram (nst.colour)
     model         load_vgg_model, choose_precision, vgg19_layer_names (nst.model, nst.vgg19)
     memory        check_memory (nst.memory)
     runs          StyleTransferRun, Stage, make_run_dir, RunFolder (nst.run, nst.run_folder)
     optimisers    LBFGS, coarse_sizes (nst.optimisers)
-    video         optical_flow, warp, consistency_mask, flow_to_rgb, probe_clip, read_frames, VideoRunFolder,
-                  VideoSettings, SAMPLE_CLIP_PATH, notebook_costs, weight_slider: what notebook 02 adds
+    video         optical_flow, warp, consistency_mask, flow_to_rgb, is_new_shot, probe_clip, read_frames,
+                  VideoRunFolder, VideoSettings, SAMPLE_CLIP_PATH, moving_square_frames, square_pos_px,
+                  notebook_costs, weight_slider: what notebook 02 adds
     checks        check_close, below: what the notebooks' check cells call
 
 The costs (content, Gram, style, total) are *not* here: they live in the notebook, where they are taught.
@@ -33,7 +35,15 @@ _EXPORTS = {
     "nst.paths": ("SAMPLE_CONTENT_PATH", "SAMPLE_STYLE_PATH", "OUTPUT_DIR", "IMAGES_DIR"),
     "nst.errors": ("NSTError",),
     "nst.settings": ("Settings",),
-    "nst.images": ("load_image", "load_style_image", "save_image", "resize_image", "fit_to_max_side", "style_max_side"),
+    "nst.images": (
+        "load_image",
+        "load_style_image",
+        "save_image",
+        "resize_image",
+        "fit_to_max_side",
+        "style_max_side",
+        "style_upsampling_note",
+    ),
     "nst.initial": ("initial_image", "INITIAL_IMAGE_KINDS"),
     "nst.colour": ("transfer_luminance_only", "match_colour_histogram"),
     "nst.model": ("load_vgg_model", "choose_precision"),
@@ -44,9 +54,10 @@ _EXPORTS = {
     "nst.optimisers": ("LBFGS", "coarse_sizes"),
     "nst.live_view": ("weight_slider",),
     "nst.notebook_costs": ("notebook_costs",),
-    "nst.video": ("optical_flow", "warp", "consistency_mask", "flow_to_rgb"),
+    "nst.video": ("optical_flow", "warp", "consistency_mask", "flow_to_rgb", "is_new_shot"),
     "nst.video_io": ("probe_clip", "read_frames", "VideoRunFolder"),
     "nst.video_settings": ("VideoSettings", "SAMPLE_CLIP_PATH"),
+    "nst.video_synthetic": ("moving_square_frames", "square_pos_px"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -20,7 +20,10 @@ live_view           the live view (image, loss curve, α/β sliders, pause, stop
 optimisers          L-BFGS (scipy, in the run's thread) and the coarse-to-fine sizes; Adam is the notebook's step
 cli, cli_options    `python nst_utils.py download | stylise | video` (no TensorFlow in its own process)
 headless            a notebook executed by papermill into a run folder, every ending in one line
-batch, batch_report stylise a folder or a glob: one run each, resume; batch.csv, the summary and the grids
+batch               `stylise` on a folder, a glob or a sweep: the command and its checks
+batch_plan          a batch's runs (RunSpec, RunResult), its folder and its resume (finished runs are skipped)
+batch_run           running a batch's runs, here or through a runner (nst.cluster's); the failures in one line each
+batch_report        batch.csv, the summary and the grids
 grid                --sweep parsed and checked; grid.png, the labelled contact sheet of a sweep (Pillow)
 cluster             a batch's runs as Dask tasks (--scheduler); the only module that imports Dask
 video               optical flow, warp, the forward-backward consistency mask (OpenCV, no TensorFlow)

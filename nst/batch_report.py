@@ -15,7 +15,7 @@ from nst.grid import Sweep, write_grid
 from nst.images import write_atomically
 
 if TYPE_CHECKING:
-    from nst.batch import RunResult
+    from nst.batch_plan import RunResult
 
 BATCH_CSV_NAME = "batch.csv"
 GRID_NAME = "grid.png"
@@ -62,7 +62,7 @@ def print_summary(batch_dir: Path, results: Sequence[RunResult], sweeps: Sequenc
 
 
 def write_grids(batch_dir: Path, results: Sequence[RunResult], sweeps: Sequence[Sweep]) -> list[Path]:
-    """grid.png for each image of a sweep: rows the first swept setting, columns the second."""
+    """grid.png for each image of a sweep with a finished run: rows the first swept setting, columns the second."""
     rows_sweep, columns_sweep = (sweeps[0], sweeps[1]) if len(sweeps) > 1 else (None, sweeps[0])
     by_image: dict[str, dict[tuple[str, ...], RunResult]] = {}
     for result in results:
@@ -74,6 +74,8 @@ def write_grids(batch_dir: Path, results: Sequence[RunResult], sweeps: Sequence[
         cells = [
             [_final_image(by_point.get(_point_key(r, c, rows_sweep))) for c in columns_sweep.texts] for r in row_texts
         ]
+        if not any(any(row) for row in cells):  # no run of this image finished: nothing to compare
+            continue
         spec = next(iter(by_point.values())).spec
         title = f"{spec.image} in the style of {Path(spec.style_path).name}"
         row_labels = [f"{rows_sweep.name}={text}" for text in rows_sweep.texts] if rows_sweep else []

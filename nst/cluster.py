@@ -31,7 +31,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nst.batch import BATCH_JSON_NAME, FINISHED_NAME, RunResult, RunSpec, run_one
+from nst.batch_plan import BATCH_JSON_NAME, FINISHED_NAME, RunResult, RunSpec
+from nst.batch_run import run_one
 from nst.errors import NSTError, one_line
 from nst.images import write_atomically
 

@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nst.errors import NSTError
-from nst.images import image_size_for, load_image, load_style_image, style_size_for, write_atomically
+from nst.images import (
+    image_size_for,
+    load_image,
+    load_style_image,
+    style_size_for,
+    style_upsampling_note,
+    write_atomically,
+)
 from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes, fitting_advice
 from nst.paths import NOTEBOOK_PATH, OUTPUT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.run_folder import make_run_dir
@@ -76,8 +83,10 @@ def stylise(
     }
     check_memory(**memory)
     load_image(content_path, max_side_px=settings.max_side_px)  # fail in one line now, not after a kernel started
+    notes = []
     for path, _ in settings.styles:
         load_style_image(path, settings.max_side_px, settings.style_scale)
+        notes.append(style_upsampling_note(path, settings.max_side_px, settings.style_scale))
     if settings.weights not in (None, "random") and not Path(settings.weights).expanduser().exists():
         raise NSTError(
             f"weights={settings.weights}: no such file or folder; pass a VGG-19 .h5 or .mat file, 'random', or None"
@@ -88,6 +97,8 @@ def stylise(
     papermill_parameters.update(
         content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False
     )
+    for note in filter(None, notes):
+        print(note)
     print(f"Stylising {content_path.name} with {style_path.name}; writing to {run_dir}", flush=True)
     execute_notebook(notebook_path, run_dir, papermill_parameters, memory)
     return run_dir

@@ -214,20 +214,26 @@ def _planned_size_wh(path: Path, image: Image.Image, max_side: int | None) -> tu
     """(width, height) in pixels that the opened image will have upright after resizing; checks it is big enough."""
     stored_w, stored_h = image.size
     upright_w, upright_h = (stored_h, stored_w) if _orientation_swaps_axes(image) else (stored_w, stored_h)
-    if min(upright_w, upright_h) < MIN_NATIVE_SIDE_PX:
+    return vgg_size_px(path, upright_h, upright_w, max_side)[::-1]
+
+
+def vgg_size_px(name, height_px: int, width_px: int, max_side_px: int | None) -> tuple[int, int]:
+    """(height_px, width_px) of a picture of that size at `max_side_px`; ImageFileError naming `name` (a file or a
+    clip) if VGG-19 could not see it: a short side under MIN_SHORT_SIDE_PX, with the max_side_px that fixes it."""
+    if min(width_px, height_px) < MIN_NATIVE_SIDE_PX:
         raise ImageFileError(
-            f"{path} is only {upright_w}x{upright_h} px, too small to hold a picture; use an image with at least "
+            f"{name} is only {width_px}x{height_px} px, too small to hold a picture; use an image with at least "
             f"{MIN_SHORT_SIDE_PX} px on its shorter side"
         )
-    height_px, width_px = fit_to_max_side(upright_h, upright_w, max_side)
-    if min(width_px, height_px) >= MIN_SHORT_SIDE_PX:
-        return width_px, height_px
-    long_px, short_px = max(upright_w, upright_h), min(upright_w, upright_h)
+    fitted_h, fitted_w = fit_to_max_side(height_px, width_px, max_side_px)
+    if min(fitted_w, fitted_h) >= MIN_SHORT_SIDE_PX:
+        return fitted_h, fitted_w
+    long_px, short_px = max(width_px, height_px), min(width_px, height_px)
     # Smallest max_side whose rounded short side reaches the minimum: 2 * m * short >= (2 * MIN - 1) * long.
     needed_max_side = -(-(2 * MIN_SHORT_SIDE_PX - 1) * long_px // (2 * short_px))
-    found = f"{path} is {upright_w}x{upright_h} px"
-    if (width_px, height_px) != (upright_w, upright_h):
-        found += f", {width_px}x{height_px} px at max_side_px={max_side}"
+    found = f"{name} is {width_px}x{height_px} px"
+    if (fitted_w, fitted_h) != (width_px, height_px):
+        found += f", {fitted_w}x{fitted_h} px at max_side_px={max_side_px}"
     if needed_max_side > _LARGEST_SENSIBLE_MAX_SIDE_PX:
         fix = f"its aspect ratio ({long_px / short_px:.0f}:1) is too extreme; crop it closer to square"
     else:
@@ -366,8 +372,33 @@ def style_size_for(path: str | os.PathLike[str], max_side_px: int, style_scale: 
     return image_size_for(path, _style_side_px(path, max_side_px, style_scale))
 
 
+def style_upsampling_note(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> str | None:
+    """The note to print once when a style image is smaller than VGG-19's minimum and is upsampled; else None.
+
+    A style is a texture, so upsampling it is fair: its strokes come out larger and softer, and the note says so.
+    """
+    native_px = upright_size_px(path)
+    if min(native_px) >= MIN_SHORT_SIDE_PX:
+        return None
+    height_px, width_px = style_size_for(path, max_side_px, style_scale)
+    return (
+        f"note: the style image {Path(path).name} is {native_px[1]}×{native_px[0]} px, below VGG-19's "
+        f"{MIN_SHORT_SIDE_PX} px: it is upsampled to {width_px}×{height_px} px, so its texture comes out larger and "
+        "softer (a larger style image gives finer strokes)"
+    )
+
+
+def upright_size_px(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height_px, width_px) of the picture as shown (EXIF orientation applied), from its header; no minimum size."""
+    path = _existing_file(path)
+    with _open_image_file(path) as image:
+        width_px, height_px = image.size
+        return (width_px, height_px) if _orientation_swaps_axes(image) else (height_px, width_px)
+
+
 def _style_side_px(path: str | os.PathLike[str], max_side_px: int, style_scale: float) -> int:
-    return style_max_side(max_side_px, style_scale, image_size_for(path, None))
+    """The long side to load the style at: style_max_side of its own size (which may be below VGG-19's minimum)."""
+    return style_max_side(max_side_px, style_scale, upright_size_px(path))
 
 
 def load_style_image(path: str | os.PathLike[str], max_side_px: int, style_scale: float = 1.0) -> np.ndarray:

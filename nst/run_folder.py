@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import errno
 import json
 import os
 import tempfile
@@ -43,6 +44,8 @@ def check_writable_dir(directory: str | os.PathLike) -> None:
     """Create `directory` if needed and prove that a file can be written there, before any long run starts."""
     directory = Path(directory)
     for parent in (directory, *directory.parents):
+        if parent.is_symlink() and not parent.exists():
+            raise NSTError(f"{directory}: cannot be an output folder, {_broken_link(parent)}")
         if parent.exists() and not parent.is_dir():
             raise NSTError(f"{directory}: cannot be an output folder, {parent} is a file; pass another output folder")
         if parent.is_dir():
@@ -56,6 +59,21 @@ def check_writable_dir(directory: str | os.PathLike) -> None:
             f"{directory}: output folder is not writable ({err.strerror or err}); "
             "fix its permissions or pass another output folder"
         ) from None
+
+
+def _broken_link(link: Path) -> str:
+    """What is wrong with a symbolic link that leads to no folder, and the fix."""
+    target = Path(os.readlink(link))
+    try:
+        link.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f"{link} is a symbolic link loop (it points back to itself); fix or remove the link"
+    missing = target if target.is_absolute() else link.parent / target
+    return (
+        f"{link} is a symbolic link to {target}, which does not exist; create {os.path.normpath(missing)} "
+        "(or mount its disk), or pass another output folder"
+    )
 
 
 class MetricsLog:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from nst.cli_options import add_run_options
-from nst.errors import NSTError
+from nst.errors import NSTError, one_line
 from nst.paths import OUTPUT_DIR
 
 _SET_BY_THE_COMMAND = ("input_path", "style_path", "output_root", "run_dir", "resume", "live_view")
@@ -26,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nst.video_settings import SAMPLE_CLIP_PATH
 
     parser.add_argument(
-        "--input", type=Path, default=SAMPLE_CLIP_PATH, help="a video file, or a folder of frames named in order"
+        "--input",
+        type=Path,
+        default=SAMPLE_CLIP_PATH,
+        help="a video file, a folder of frames named in order, or one still image",
     )
     add_run_options(parser, "notebook 02", "-p gamma 0 -p max_frames 12")
     parser.add_argument(
@@ -49,10 +52,10 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     """Check everything, then run notebook 02 headless into a new run folder (or `resume_dir`); returns it."""
     from nst.headless import Interrupted as KernelInterrupted
     from nst.headless import execute_notebook
-    from nst.images import load_image
+    from nst.images import load_style_image, style_size_for
     from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes
     from nst.run_folder import make_run_dir
-    from nst.video_io import check_clip_memory, clip_size_px, probe_clip
+    from nst.video_io import check_clip_memory, probe_clip
     from nst.video_settings import VIDEO_NOTEBOOK_PATH, VideoSettings
 
     taken = sorted(set(parameters) & set(_SET_BY_THE_COMMAND))
@@ -63,18 +66,20 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     settings = VideoSettings(input_path=str(input_path), style_path=str(style_path), **parameters)
     if settings.weights is not None and not Path(settings.weights).expanduser().exists():
         raise NSTError(f"weights={settings.weights}: no such file; pass a VGG-19 .h5 or .mat file, or None")
-    load_image(style_path, max_side_px=settings.max_side_px)  # one line now, not after a kernel has started
-    clip = probe_clip(input_path)
-    size_px = clip_size_px(clip, settings.max_side_px)
-    memory = dict(height_px=size_px[0], width_px=size_px[1], deepest_layer=settings.deepest_layer, optimizer="lbfgs")
-    check_memory(**memory)  # each frame is L-BFGS's
-    n_frames = min(clip.n_frames, settings.max_frames or clip.n_frames)
-    model_bytes = estimate_memory_bytes(**memory)
-    check_clip_memory(clip, n_frames, size_px, model_bytes, available_memory_bytes())
+    load_style_image(style_path, settings.max_side_px)  # one line now, not after a kernel has started
     if resume_dir is not None:
-        run_dir = _resumable(Path(resume_dir).expanduser().absolute(), settings, parameters)
-    else:
-        run_dir = make_run_dir(output_root, label=f"{input_path.stem}+{style_path.stem}")
+        resume_dir = _resumable(Path(resume_dir).expanduser().absolute(), settings)
+    clip = probe_clip(input_path, settings.max_side_px, settings.max_frames)  # every frame decoded once
+    memory = dict(
+        height_px=clip.size_px[0],
+        width_px=clip.size_px[1],
+        deepest_layer=settings.deepest_layer,
+        optimizer="lbfgs",  # each frame is L-BFGS's
+        style_sizes_px=[style_size_for(style_path, settings.max_side_px)],
+    )
+    check_memory(**memory)
+    check_clip_memory(clip, estimate_memory_bytes(**memory), available_memory_bytes())
+    run_dir = resume_dir or make_run_dir(output_root, label=f"{input_path.stem}+{style_path.stem}")
     # Every setting, not only those given: the kernel runs exactly the settings checked here (and that --resume
     # compares), whatever defaults its parameters cell takes from the environment.
     papermill_parameters = settings.asdict()
@@ -86,7 +91,8 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
         live_view=False,
     )
     verb = "Resuming" if resume_dir is not None else "Stylising"
-    print(f"{verb} {input_path.name} ({n_frames} frames) with {style_path.name}; writing to {run_dir}", flush=True)
+    frames = f"{clip.n_frames} frame{'s' if clip.n_frames != 1 else ''}"
+    print(f"{verb} {input_path.name} ({frames}) with {style_path.name}; writing to {run_dir}", flush=True)
     try:
         execute_notebook(VIDEO_NOTEBOOK_PATH, run_dir, papermill_parameters, memory)
     except KernelInterrupted:
@@ -94,14 +100,26 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     return run_dir
 
 
-def _resumable(run_dir: Path, settings, parameters: dict) -> Path:
-    """`run_dir` if it is a video run started with these settings; NSTError naming the difference otherwise."""
+def _resumable(run_dir: Path, settings) -> Path:
+    """`run_dir` if it is a video run started with these settings; NSTError saying what it is otherwise."""
+    from nst.batch_plan import BATCH_JSON_NAME
     from nst.video_io import check_same_settings
 
+    fix = "pass the folder of the interrupted video run (its line said --resume RUN_DIR), or start anew without it"
+    if not run_dir.is_dir():
+        raise NSTError(f"--resume {run_dir}: {'not a folder' if run_dir.exists() else 'no such folder'}; {fix}")
+    if (run_dir / BATCH_JSON_NAME).is_file():
+        raise NSTError(f"--resume {run_dir}: that is a batch folder of `stylise`, not a video run; {fix}")
     params_path = run_dir / "params.json"
     if not params_path.is_file():
-        raise NSTError(f"--resume {run_dir}: no params.json there, so no video run to continue; pass a run folder")
-    first = json.loads(params_path.read_text())
+        raise NSTError(f"--resume {run_dir}: no params.json there, so no video run to continue; {fix}")
+    try:
+        first = json.loads(params_path.read_text())
+    except (OSError, ValueError) as err:
+        raise NSTError(f"--resume {run_dir}: its params.json is unreadable ({one_line(err)}); {fix}") from None
+    if not isinstance(first, dict) or "input_path" not in first:
+        what = "an image run of `stylise`" if isinstance(first, dict) and "content_path" in first else "another kind"
+        raise NSTError(f"--resume {run_dir}: that folder is {what}, not a video run; {fix}")
     now = {**settings.asdict(), "weights": first.get("weights")}  # the kernel records the weights it found
     check_same_settings(first, now, run_dir)
     return run_dir

@@ -1,4 +1,4 @@
-"""Clips in and out: probe and read a video (or a folder of frames), and a video run's folder. No TensorFlow.
+"""Clips in and out: check and read a video, a folder of frames or a still image; a video run's folder. No TensorFlow.
 
 Video I/O is imageio-ffmpeg, whose wheel ships its own ffmpeg binary: no system ffmpeg is needed. Frames are
 (H, W, 3) float32 RGB in [0, 1], resized with nst.images.resize_image, sizes (height_px, width_px).
@@ -8,9 +8,11 @@ A video run's folder holds frames/frame_NNNN.png (each written whole, once its f
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
+import logging
 import os
 import re
 import subprocess
@@ -20,10 +22,22 @@ from pathlib import Path
 import numpy as np
 
 from nst.errors import NSTError
-from nst.images import fit_to_max_side, load_image, resize_image, rgb01_to_uint8, save_image, write_atomically
+from nst.images import (
+    fit_to_max_side,
+    load_image,
+    resize_image,
+    rgb01_to_uint8,
+    save_image,
+    upright_size_px,
+    vgg_size_px,
+    write_atomically,
+)
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-FOLDER_FPS = 12.0  # frames per second of a folder of frames, which carries none
+FOLDER_FPS = 12.0  # frames per second of a folder of frames (or a still image), which carries none
+# How every video file is decoded, when it is checked and when it is read, so both count the same frames: its first
+# picture track (not a cover picture), one frame per tick of its frame rate, as out.mp4 will play them.
+DECODE_OPTIONS = ("-map", "0:V:0", "-fps_mode", "cfr")
 FRAMES_MEMORY_SHARE = 0.5  # the clip's frames may take at most this share of the memory the model leaves
 BYTES_PER_FRAME_PIXEL = 3 * 4 * 2  # float32 RGB, for the input frame and its stylised frame
 METRICS_FIELDS = (
@@ -38,32 +52,90 @@ METRICS_FIELDS = (
     "trusted_fraction",  # share of pixels whose flow passed the consistency check
 )
 PREVIEW_SIDE_PX = 160  # long side of preview.gif
+_RE_ENCODE = "re-encode it, e.g. ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p out.mp4"
 
 
 @dataclasses.dataclass(frozen=True)
 class ClipInfo:
-    """What a clip is, read without decoding it all."""
+    """A clip as probe_clip checked it, and how read_frames reads it."""
 
     path: str
-    n_frames: int
-    fps: float
-    size_px: tuple[int, int]  # (height_px, width_px) of the stored frames
+    n_frames: int  # the frames to stylise: every frame that decodes, or the first max_frames of them
+    fps: float  # frames per second (FOLDER_FPS for a folder of frames or a still image)
+    size_px: tuple[int, int]  # (height_px, width_px) of every frame as read: the first frame's, at max_side_px
     has_audio: bool
-    is_folder: bool
+    frame_paths: tuple[str, ...] = ()  # a folder's frames (or the one still image), in order; () for a video file
+    notes: tuple[str, ...] = ()  # "note: …" lines for what the run does that was not asked (say each once)
 
 
-def probe_clip(path: str | os.PathLike) -> ClipInfo:
-    """A video file's or a frames folder's frame count, rate, size and audio; NSTError in one line if unusable."""
+def probe_clip(path: str | os.PathLike, max_side_px: int, max_frames: int | None = None) -> ClipInfo:
+    """Check a clip whole before a run: a video file, a folder of frames named in order, or one still image.
+
+    Every frame to stylise (the first `max_frames`, or all) is decoded once; the size every frame is read at is the
+    first frame's at `max_side_px`. NSTError in one line, naming the file, if the clip cannot be used; a frame of
+    another shape (resized) or a video cut short (its decodable frames used) is a note in `notes` instead.
+    """
     path = Path(path).expanduser().absolute()
     if path.is_dir():
-        frame_paths = frame_files(path)
-        return ClipInfo(str(path), len(frame_paths), FOLDER_FPS, _stored_size_px(frame_paths[0]), False, True)
+        return _probe_images(path, frame_files(path), max_side_px, max_frames)
     if not path.is_file():
+        if path.is_symlink() and not path.exists():
+            raise NSTError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; fix or remove it")
+        if path.exists():
+            raise NSTError(f"{path} is not a regular file (a device, pipe or socket); pass a video file or a folder")
         raise NSTError(f"{path}: no such video file or folder of frames; pass an .mp4 (or any video) or a folder")
-    import imageio_ffmpeg
+    if _is_still_image(path):
+        note = (
+            f"note: {path.name} is a still image: it is stylised as a one-frame clip (`python nst_utils.py stylise "
+            f"--content {path}` would show the whole optimisation)"
+        )
+        return dataclasses.replace(_probe_images(path, [path], max_side_px, 1), notes=(note,))
+    return _probe_video(path, max_side_px, max_frames)
 
+
+def _probe_images(source: Path, paths: Sequence[Path], max_side_px: int, max_frames: int | None) -> ClipInfo:
+    """A folder's frames (or one still image): each decoded once; a frame of another shape is resized (noted)."""
+    paths = list(paths)[:max_frames]
+    sizes_px = []
+    for path in paths:
+        try:
+            sizes_px.append(load_image(path, max_side_px=max_side_px).shape[:2])
+        except NSTError as err:
+            where = f" (a frame of {source}: fix it, or move it out of the folder)" if source.is_dir() else ""
+            raise NSTError(f"{err}{where}") from None
+    notes = []
+    differing = [path for path, size_px in zip(paths, sizes_px, strict=True) if size_px != sizes_px[0]]
+    if differing:
+        (first_h, first_w), (odd_h, odd_w) = upright_size_px(paths[0]), upright_size_px(differing[0])
+        odd = f"{differing[0].name} ({odd_w}×{odd_h} px)"
+        who = (
+            f"{odd} has" if len(differing) == 1 else f"{len(differing)} of the {len(paths)} frames (from {odd} on) have"
+        )
+        height_px, width_px = sizes_px[0]
+        notes.append(
+            f"note: {who} another shape than the first frame ({paths[0].name}, {first_w}×{first_h} px): every frame "
+            f"is resized to the first frame's {width_px}×{height_px} px"
+        )
+    return ClipInfo(str(source), len(paths), FOLDER_FPS, sizes_px[0], False, tuple(map(str, paths)), tuple(notes))
+
+
+def _is_still_image(path: Path) -> bool:
+    """Whether `path` is a picture Pillow opens as one frame (a photo), not a video or an animation."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) == 1
+    except UnidentifiedImageError:
+        return False  # a video, or no picture at all: ffmpeg says which
+    except Exception:  # an image Pillow refuses (too large, unreadable): nst.images says why in one line
+        return True
+
+
+def _probe_video(path: Path, max_side_px: int, max_frames: int | None) -> ClipInfo:
+    """A video file: its picture track decoded once (the first max_frames frames), as read_frames will read it."""
     streams = _streams(path)
-    video_streams = [line for line in streams if " Video: " in line]
+    video_streams = [line for line in streams if " Video: " in line and "(attached pic)" not in line]
     if not streams:
         raise NSTError(
             f"{path} is not a video ffmpeg can open (empty, truncated or another kind of file); "
@@ -75,53 +147,89 @@ def probe_clip(path: str | os.PathLike) -> ClipInfo:
         codec = re.search(r"Video: none \(([^)]*)\)", video_streams[0])
         raise NSTError(
             f"{path}: its video codec ({codec.group(1) if codec else 'unknown'}) cannot be decoded by imageio-ffmpeg; "
-            "re-encode it, e.g. ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p out.mp4"
+            + _RE_ENCODE
         )
+    n_frames, complaints = _decoded_frames(path, max_frames)
+    if n_frames == 0:
+        said = f" (ffmpeg: {complaints[0]}): it is cut short or damaged" if complaints else ""
+        raise NSTError(
+            f"{path} has zero frames that can be decoded{said}; download or export it again, or pass a clip with at "
+            "least one frame"
+        )
+    meta = _video_meta(path)
+    width_px, height_px = meta["size"]  # upright: ffmpeg applies a phone's rotation
+    size_px = vgg_size_px(path, height_px, width_px, max_side_px)
+    notes = []
+    if complaints and (max_frames is None or n_frames < max_frames):  # fewer frames than asked for
+        promised = round(float(meta.get("duration") or 0) * float(meta["fps"]))
+        of = f" of the {promised} its header promises" if promised > n_frames and max_frames is None else ""
+        notes.append(
+            f"note: {path.name} may be cut short or damaged (ffmpeg: {complaints[0]}): "
+            f"{n_frames} frame{'s decode' if n_frames > 1 else ' decodes'}{of}, and only "
+            f"{'those are' if n_frames > 1 else 'that one is'} stylised; download or export it again for the whole clip"
+        )
+    has_audio = any(" Audio: " in line for line in streams)
+    return ClipInfo(str(path), n_frames, float(meta["fps"]), size_px, has_audio, (), tuple(notes))
+
+
+def _video_meta(path: Path) -> dict:
+    """imageio-ffmpeg's description of the picture track: size (upright), fps, duration; NSTError if unreadable."""
+    import imageio_ffmpeg
+
     try:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        meta = next(reader)
-        first = next(reader, None)
+        with _quiet_imageio():
+            reader = imageio_ffmpeg.read_frames(str(path), output_params=list(DECODE_OPTIONS))
+            meta = next(reader)
         reader.close()
-        n_frames, _ = imageio_ffmpeg.count_frames_and_secs(str(path)) if first is not None else (0, 0.0)
     except (OSError, RuntimeError, StopIteration) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise NSTError(
-            f"{path}: its video stream could not be decoded ({reason}); re-encode it, "
-            "e.g. ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p out.mp4"
+            f"{path}: its video stream could not be decoded ({reason}), so it may be cut short or damaged; "
+            f"download or export it again, or {_RE_ENCODE}"
         ) from None
-    if n_frames == 0:
-        raise NSTError(f"{path} has zero frames that can be decoded; pass a clip with at least one frame")
-    width_px, height_px = meta["size"]
-    has_audio = any(" Audio: " in line for line in streams)
-    return ClipInfo(str(path), int(n_frames), float(meta["fps"]), (height_px, width_px), has_audio, False)
+    return meta
 
 
-def _stored_size_px(path: Path) -> tuple[int, int]:
-    """(height_px, width_px) of an image file as stored, from its header; ImageFileError in one line if unreadable."""
-    from PIL import Image
+def _decoded_frames(path: Path, max_frames: int | None) -> tuple[int, list[str]]:
+    """How many frames ffmpeg decodes from `path` (at most max_frames), and what it complained of on the way."""
+    import imageio_ffmpeg
 
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-progress", "pipe:1"]
+    command += ["-i", str(path), *DECODE_OPTIONS]
+    command += ["-frames:v", str(max_frames)] if max_frames else []
+    done = subprocess.run([*command, "-f", "null", "-"], capture_output=True, text=True, errors="replace")
+    counts = re.findall(r"^frame=(\d+)", done.stdout, re.MULTILINE)
+    # "[h264 @ 0x55d…] Invalid NAL unit size (…)" → "Invalid NAL unit size (…)"
+    lines = (re.sub(r"^(\[[^]]* @ 0x[0-9a-f]+\]\s*)+", "", line.strip()) for line in done.stderr.splitlines())
+    complaints = [" ".join(line.split()).rstrip(".") for line in lines if line]
+    return (int(counts[-1]) if counts else 0), complaints
+
+
+@contextlib.contextmanager
+def _quiet_imageio():
+    """imageio-ffmpeg logs a warning for every rotated clip (a phone's portrait video), which is expected here."""
+    logger = logging.getLogger("imageio_ffmpeg")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
-        with Image.open(path) as image:
-            width_px, height_px = image.size
-    except OSError:
-        load_image(path, max_side_px=None)  # raises the one-line error that says why
-        raise
-    return height_px, width_px
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def frame_files(folder: str | os.PathLike) -> list[Path]:
-    """The image files of a frames folder, in name order; NSTError if there are none."""
+    """The image files of a frames folder, in name order (hidden ones, such as macOS's ._ files, left out); NSTError
+    if there are none or the folder cannot be listed."""
     folder = Path(folder)
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file())
+    try:
+        names = [p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")]
+    except OSError as err:
+        raise NSTError(f"{folder} cannot be read ({err.strerror or err}); check its permissions") from None
+    paths = sorted(p for p in names if p.is_file())
     if not paths:
         kinds = ", ".join(FRAME_SUFFIXES)
         raise NSTError(f"{folder} holds zero frames (no {kinds} files); put the frames there, named in order")
     return paths
-
-
-def clip_size_px(info: ClipInfo, max_side_px: int) -> tuple[int, int]:
-    """(height_px, width_px) of the clip's frames at `max_side_px` on their long side."""
-    return fit_to_max_side(*info.size_px, max_side_px)
 
 
 def frames_memory_bytes(n_frames: int, height_px: int, width_px: int) -> int:
@@ -129,44 +237,49 @@ def frames_memory_bytes(n_frames: int, height_px: int, width_px: int) -> int:
     return int(n_frames) * int(height_px) * int(width_px) * BYTES_PER_FRAME_PIXEL
 
 
-def check_clip_memory(info: ClipInfo, n_frames: int, size_px: tuple[int, int], model_bytes: int, available: int):
-    """NSTError in one line if the frames at `size_px` would not fit beside the model; returns the frames' bytes."""
-    needed = frames_memory_bytes(n_frames, *size_px)
+def check_clip_memory(clip: ClipInfo, model_bytes: int, available: int) -> int:
+    """NSTError in one line if the clip's frames would not fit beside the model; returns the frames' bytes."""
+    needed = frames_memory_bytes(clip.n_frames, *clip.size_px)
     room = int((available - model_bytes) * FRAMES_MEMORY_SHARE)
     if needed <= room:
         return needed
-    fitting_frames = max(1, room // max(1, frames_memory_bytes(1, *size_px)))
+    fitting_frames = max(1, room // max(1, frames_memory_bytes(1, *clip.size_px)))
+    height_px, width_px = clip.size_px
     raise NSTError(
-        f"{info.path}: {n_frames} frames at {size_px[1]}×{size_px[0]} px need about {needed / 1e9:.1f} GB, but "
+        f"{clip.path}: {clip.n_frames} frames at {width_px}×{height_px} px need about {needed / 1e9:.1f} GB, but "
         f"only {max(room, 0) / 1e9:.1f} GB is free beside the model; use -p max_frames {fitting_frames} "
         "or a smaller -p max_side_px"
     )
 
 
-def read_frames(path: str | os.PathLike, max_side_px: int, max_frames: int | None = None) -> list[np.ndarray]:
-    """The clip's frames as (H, W, 3) float32 in [0, 1], long side `max_side_px`; the first `max_frames` only."""
-    path = Path(path).expanduser().absolute()
-    if path.is_dir():
-        return [load_image(p, max_side_px=max_side_px) for p in frame_files(path)[:max_frames]]
+def read_frames(clip: ClipInfo) -> list[np.ndarray]:
+    """The clip's frames as probe_clip checked them: clip.n_frames (H, W, 3) float32 arrays in [0, 1] of
+    clip.size_px each (a frame of another shape is resized to it)."""
+    if clip.frame_paths:
+        frames = [load_image(path, max_side_px=max(clip.size_px)) for path in clip.frame_paths[: clip.n_frames]]
+        return [frame if frame.shape[:2] == clip.size_px else resize_image(frame, *clip.size_px) for frame in frames]
     import imageio_ffmpeg
 
-    reader = imageio_ffmpeg.read_frames(str(path))
-    width_px, height_px = next(reader)["size"]
-    size_px = fit_to_max_side(height_px, width_px, max_side_px)
+    with _quiet_imageio():
+        reader = imageio_ffmpeg.read_frames(clip.path, output_params=list(DECODE_OPTIONS))
+        stored_w, stored_h = next(reader)["size"]
     frames = []
-    for raw in reader:
-        if max_frames is not None and len(frames) >= max_frames:
-            break
-        pixels = np.frombuffer(raw, np.uint8).reshape(height_px, width_px, 3).astype(np.float32) / 255
-        frames.append(resize_image(pixels, *size_px))
-    reader.close()
+    try:
+        for raw in reader:
+            if len(frames) >= clip.n_frames:
+                break
+            pixels = np.frombuffer(raw, np.uint8).reshape(stored_h, stored_w, 3).astype(np.float32) / 255
+            frames.append(resize_image(pixels, *clip.size_px))
+    finally:
+        reader.close()
     return frames
 
 
 def write_video(path: Path, frame_paths: Sequence[Path], fps: float, audio_from: str | None = None) -> Path:
     """Encode the frames (PNG files) as an H.264 .mp4 at `fps`, with the audio of `audio_from` (a video) if given.
 
-    Odd sizes are padded by one pixel (H.264 needs even ones); the audio is cut to the frames' length. Atomic.
+    Odd sizes are padded by one pixel (H.264 needs even ones); the audio is cut to the frames' length (never a frame
+    to the audio's: AAC ends up to a few ms short of the picture). Atomic.
     """
     import imageio_ffmpeg
 
@@ -175,7 +288,7 @@ def write_video(path: Path, frame_paths: Sequence[Path], fps: float, audio_from:
     temp_path = path.with_name(f".{path.stem}.partial{path.suffix}")
     output_params = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-crf", "18", "-movflags", "+faststart"]
     if audio_from is not None:
-        output_params += ["-shortest"]
+        output_params += ["-t", f"{len(frame_paths) / fps:.6f}"]  # every frame; the sound up to the last one's end
     writer = imageio_ffmpeg.write_frames(
         str(temp_path),
         (width_px, height_px),

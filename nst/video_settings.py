@@ -47,7 +47,7 @@ class VideoSettings(still.SettingsMethods):
 
     PARAMETERS: typing.ClassVar[str] = "the video's parameters"
 
-    input_path: str = str(SAMPLE_CLIP_PATH)  # a video file, or a folder of frames named in order
+    input_path: str = str(SAMPLE_CLIP_PATH)  # a video file, a folder of frames named in order, or a still image
     style_path: str = str(SAMPLE_STYLE_PATH)  # the painting whose style we borrow
     max_side_px: int = 256  # long side of each stylised frame, in pixels (aspect ratio kept)
     max_frames: int | None = None  # stylise only the first max_frames frames; None: all

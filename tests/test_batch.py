@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import nst.headless
-from nst import batch, batch_report, cli
+from nst import batch_plan, batch_report, batch_run, cli
 from nst.errors import NSTError
 from nst.run_folder import make_run_dir
 
@@ -115,11 +115,11 @@ def test_a_folder_runs_each_image_into_its_own_run_folder_under_one_batch_folder
     for row in rows:
         run_dir = batch_dir / row["folder"]
         assert run_dir.parent == batch_dir / row["image"]
-        assert {"final.png", "metrics.csv", batch.FINISHED_NAME, batch.RUN_LOG_NAME} <= {
+        assert {"final.png", "metrics.csv", batch_plan.FINISHED_NAME, batch_run.RUN_LOG_NAME} <= {
             p.name for p in run_dir.iterdir()
         }
         assert float(row["final_cost"]) == 20.0  # the last row's total, 2 × the default α
-        assert "Stylising" in (run_dir / batch.RUN_LOG_NAME).read_text()
+        assert "Stylising" in (run_dir / batch_run.RUN_LOG_NAME).read_text()
     out = capsys.readouterr()
     assert "Stylising" not in out.out, "a run's own lines go to its stdout.log"
     assert "image" in out.out and "final cost" in out.out and f"Table: {batch_dir / 'batch.csv'}" in out.out
@@ -145,13 +145,30 @@ def test_the_same_command_again_skips_finished_runs_and_retries_failed_ones(tmp_
     assert float(read_batch_csv(batch_dir)[1]["final_cost"]) == 20.0, "a skipped run keeps its cost"
 
 
+def test_an_image_refused_before_its_run_started_leaves_no_folder(tmp_path, images, fake_stylise, capsys):
+    folder, style = images
+    make_image(folder / "bad_scan.png", "grey")
+    batch_dir = tmp_path / "b"
+    command = ["stylise", "--content", str(folder), "--style", str(style), "--batch-dir", str(batch_dir)]
+    assert cli.main([*command, "--sweep", "alpha=1,2"]) == 1
+    assert "error: 2 of 6 runs failed" in capsys.readouterr().err
+    assert sorted(p.name for p in batch_dir.iterdir()) == [
+        "batch.csv", "batch.json", "harbour.png", "meadow.jpg"
+    ], "no bad_scan.png/ nor bad_scan.png/alpha=1/ for the runs refused before they started"  # fmt: skip
+    rows = read_batch_csv(batch_dir)
+    assert [(row["image"], row["status"], row["folder"]) for row in rows if "bad" in row["image"]] == [
+        ("bad_scan.png", "failed", ""),
+        ("bad_scan.png", "failed", ""),
+    ]
+
+
 def test_a_run_folder_without_finished_json_is_not_finished(tmp_path):
     slot = tmp_path / "harbour.png"
     half = make_run_dir(slot, label="harbour")
     make_image(half / "final.png", "navy")  # a failed run can leave final.png: the marker says it finished
-    assert batch.finished_run(slot) is None
-    (half / batch.FINISHED_NAME).write_text("{}")
-    assert batch.finished_run(slot) == half
+    assert batch_plan.finished_run(slot) is None
+    (half / batch_plan.FINISHED_NAME).write_text("{}")
+    assert batch_plan.finished_run(slot) == half
 
 
 def test_an_unforeseen_error_in_one_run_does_not_stop_the_others(tmp_path, images, fake_stylise, capsys):
@@ -291,7 +308,12 @@ def test_a_folder_end_to_end_with_the_notebook(tmp_path, monkeypatch):
         assert float(rows[name]["final_cost"]) == pytest.approx(float(metrics[-1]["total"]))
         assert json.loads((run_dir / "params.json").read_text())["iterations"] == 2
         assert (run_dir / "final.png").is_file() and (run_dir / "notebook.ipynb").is_file()
+    listing = ["batch.csv", "batch.json", "harbour.png", "meadow.png"]  # no empty notes.jpg/: it never started
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == listing
+    finished = {p: p.read_bytes() for p in (tmp_path / "batch").glob("*.png/*/*") if p.is_file()}
     again = stylise_cli(*command, timeout_s=120)
     assert again.returncode == 1
     statuses = [row["status"] for row in read_batch_csv(tmp_path / "batch")]
     assert statuses == ["skipped", "skipped", "failed"], again.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == listing
+    assert {p: p.read_bytes() for p in (tmp_path / "batch").glob("*.png/*/*") if p.is_file()} == finished

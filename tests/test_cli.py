@@ -13,7 +13,9 @@ import sys
 import time
 
 import nbformat
+import numpy as np
 import pytest
+from PIL import Image
 
 from nst.images import load_image
 from nst.paths import PROJECT_DIR
@@ -66,6 +68,18 @@ def test_the_readme_example_sets_style_layers_from_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     (run_dir,) = tmp_path.iterdir()
     assert json.loads((run_dir / "params.json").read_text())["style_layers"] == [["conv1_1", 1.0], ["conv3_1", 0.5]]
+
+
+@pytest.mark.slow
+def test_a_style_image_smaller_than_vgg_s_minimum_is_upsampled_and_said_once(tmp_path):
+    style = tmp_path / "tile.png"
+    Image.fromarray((np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)).save(style)
+    done = stylise_cli(*SMALL, "--style", str(style), "--output-root", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    note = "note: the style image tile.png is 16×16 px, below VGG-19's 32 px: it is upsampled to 48×48 px"
+    assert done.stdout.count(note) == 1, done.stdout
+    (run_dir,) = (tmp_path / "out").iterdir()
+    assert load_image(run_dir / "final.png", max_side_px=None).shape == (36, 48, 3)
 
 
 def test_a_missing_image_is_one_line_before_any_kernel_starts(tmp_path):

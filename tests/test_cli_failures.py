@@ -305,6 +305,29 @@ def test_an_output_root_that_is_a_file_is_one_line_naming_it_and_the_fix(tmp_pat
     assert line == f"error: {root}: cannot be an output folder, {user_file} is a file; pass another output folder"
 
 
+@pytest.mark.parametrize("where", ["the link", "a folder under the link"])
+@pytest.mark.parametrize("target", ["a missing folder", "itself"])
+def test_an_output_root_through_a_broken_symlink_is_one_line_naming_the_link(tmp_path, env, where, target):
+    link = tmp_path / "runs-link"
+    missing = tmp_path / "unmounted" / "runs"
+    link.symlink_to(missing if target == "a missing folder" else link)
+    root = link if where == "the link" else link / "today"
+    before = snapshot(tmp_path)
+    done = nst_cli("stylise", *SMALL, "--output-root", str(root), env=env)
+    line = assert_refused(done, env, before, [tmp_path])
+    if target == "itself":
+        assert line == (
+            f"error: {root}: cannot be an output folder, {link} is a symbolic link loop (it points back to itself); "
+            "fix or remove the link"
+        )
+    else:
+        assert line == (
+            f"error: {root}: cannot be an output folder, {link} is a symbolic link to {missing}, which does not exist; "
+            f"create {missing} (or mount its disk), or pass another output folder"
+        )
+    assert not missing.parent.exists(), "the link's target is not created behind the user's back"
+
+
 # ---------------------------------------------------------------------------- 7. usage: --help, unknown commands
 # --help of the command, stylise and download, and an unknown command, are in test_cli.py.
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from test_batch import TINY, checkout_first_on_pythonpath, make_image, make_style, stylise_cli
 
-from nst import batch, cli, cluster
+from nst import batch_plan, cli, cluster
 from nst.run_folder import make_run_dir
 
 
-def a_spec(tmp_path: Path) -> batch.RunSpec:
+def a_spec(tmp_path: Path) -> batch_plan.RunSpec:
     content = make_image(tmp_path / "in" / "harbour.png", "navy")
     style = make_style(tmp_path / "in" / "waves.png")
-    return batch.RunSpec(
+    return batch_plan.RunSpec(
         "harbour.png/alpha=1", "harbour.png", str(content), str(style), {"alpha": 1.0}, (("alpha", "1"),)
     )
 
@@ -60,8 +60,8 @@ def test_a_worker_without_the_batch_folder_sends_the_run_folder_back(tmp_path, m
         seen["content"], seen["slot"] = Path(spec.content_path), slot_dir
         run_dir = make_run_dir(slot_dir, label="harbour")
         (run_dir / "final.png").write_bytes(b"png")
-        (run_dir / batch.FINISHED_NAME).write_text(json.dumps({"final_cost": 3.5, "seconds": 1.0}))
-        return batch.RunResult(spec, "done", run_dir, 3.5, 1.0).as_record()
+        (run_dir / batch_plan.FINISHED_NAME).write_text(json.dumps({"final_cost": 3.5, "seconds": 1.0}))
+        return batch_plan.RunResult(spec, "done", run_dir, 3.5, 1.0).as_record()
 
     monkeypatch.setattr(cluster, "_run_in_new_process", fake_run)
     payload = cluster._payload(spec, tmp_path / "client-batch", "the-batch-id")
@@ -69,12 +69,12 @@ def test_a_worker_without_the_batch_folder_sends_the_run_folder_back(tmp_path, m
     record = cluster.run_task(payload)
     assert seen["content"].name == "harbour.png" and seen["content"].parent.name == "content"
     assert not seen["slot"].is_relative_to(tmp_path), "the worker wrote into its own scratch folder"
-    assert set(record["files"]) == {"final.png", batch.FINISHED_NAME}
+    assert set(record["files"]) == {"final.png", batch_plan.FINISHED_NAME}
     result = cluster._result(None, Done(record), spec, tmp_path / "client-batch")
     assert result.status == "done" and result.final_cost == 3.5
     assert result.run_dir.parent == tmp_path / "client-batch" / spec.key
     assert (result.run_dir / "final.png").read_bytes() == b"png"
-    assert batch.finished_run(tmp_path / "client-batch" / spec.key) == result.run_dir
+    assert batch_plan.finished_run(tmp_path / "client-batch" / spec.key) == result.run_dir
 
 
 def test_a_copied_run_folder_is_written_with_finished_json_last_and_only_plain_names(tmp_path, monkeypatch):
@@ -83,10 +83,10 @@ def test_a_copied_run_folder_is_written_with_finished_json_last_and_only_plain_n
     monkeypatch.setattr(
         cluster, "write_atomically", lambda path, write: order.append(path.name) or real_write(path, write)
     )
-    files = {batch.FINISHED_NAME: b"{}", "final.png": b"png", "metrics.csv": b"iteration\n", "../escape.txt": b"x"}
+    files = {batch_plan.FINISHED_NAME: b"{}", "final.png": b"png", "metrics.csv": b"iteration\n", "../escape.txt": b"x"}
     first = cluster.store_run_folder(tmp_path / "slot", "20260101-000000-a", files)
     second = cluster.store_run_folder(tmp_path / "slot", "20260101-000000-a", files)
-    assert order[-1] == batch.FINISHED_NAME and order[len(order) // 2 - 1] == batch.FINISHED_NAME
+    assert order[-1] == batch_plan.FINISHED_NAME and order[len(order) // 2 - 1] == batch_plan.FINISHED_NAME
     assert first != second and second.name.startswith(first.name), "never into an earlier folder"
     assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "slot" / "escape.txt").exists()
 
@@ -141,7 +141,7 @@ def test_two_images_on_a_local_cluster_with_a_worker_killed_mid_task(tmp_path, l
     assert [(row["image"], row["status"]) for row in rows] == [("harbour.png", "done"), ("meadow.png", "done")]
     for row in rows:
         run_dir = tmp_path / "b" / row["folder"]
-        assert {"final.png", "metrics.csv", "notebook.ipynb", batch.FINISHED_NAME} <= {
+        assert {"final.png", "metrics.csv", "notebook.ipynb", batch_plan.FINISHED_NAME} <= {
             p.name for p in run_dir.iterdir()
         }
         metrics = list(csv.DictReader((run_dir / "metrics.csv").open()))

@@ -34,6 +34,8 @@ from nst.images import (
     rgb01_to_uint8,
     save_image,
     style_max_side,
+    style_size_for,
+    style_upsampling_note,
     write_atomically,
 )
 from nst.paths import IMAGES_DIR, PROJECT_DIR
@@ -795,6 +797,17 @@ def test_style_max_side(max_side_px, style_scale, expected):
 def test_style_max_side_errors(max_side_px, style_scale, phrase):
     with pytest.raises(ValueError, match=phrase):
         style_max_side(max_side_px, style_scale)
+
+
+@pytest.mark.parametrize(("max_side_px", "style_scale"), [(64, 1.0), (48, 1.0), (512, 1.0), (64, 3.0), (64, 0.5)])
+def test_a_style_smaller_than_vgg_s_minimum_is_upsampled_and_said_once(tmp_path, max_side_px, style_scale):
+    path = _save(Image.new("RGB", (16, 12), "teal"), tmp_path / "tile.png")  # a 16×12 px texture
+    style = load_style_image(path, max_side_px, style_scale)
+    assert min(style.shape[:2]) >= 32 and style.shape[:2] == style_size_for(path, max_side_px, style_scale)
+    assert max(style.shape[:2]) == max(round(max_side_px * style_scale), 43)  # 43 × 32 px: the short side at 32
+    note = style_upsampling_note(path, max_side_px, style_scale)
+    assert note.startswith("note: the style image tile.png is 16×12 px") and "upsampled to" in note, note
+    assert style_upsampling_note(_save(Image.new("RGB", (40, 32)), tmp_path / "ok.png"), max_side_px) is None
 
 
 # ---------------------------------------------------------------------------- known bugs in nst/images.py

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from nst import video
+from nst.images import load_image, resize_image
+from nst.paths import SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.video_synthetic import moving_square_frames, square_pos_px
 
 HEIGHT_PX, WIDTH_PX, SQUARE_PX, STEP_PX = 96, 128, 32, 4
@@ -44,6 +46,26 @@ def test_the_mask_marks_the_uncovered_strip(clip):
     far = c[:, : left - 3 * STEP_PX]  # static background far from the square
     assert far.mean() > 0.9, f"{1 - far.mean():.0%} of the static background is marked untrusted"
     assert set(np.unique(c)) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("method", video.FLOW_METHODS)
+def test_a_cut_is_a_new_shot_and_camera_motion_is_not(method):
+    photo = load_image(SAMPLE_CONTENT_PATH, max_side_px=400)
+    height_px, width_px = photo.shape[0] - 40, photo.shape[1] - 40
+
+    def view(dx_px):  # the photo seen by a camera panned dx_px to the right, at 256 px
+        return resize_image(photo[20 : 20 + height_px, 20 + dx_px : 20 + dx_px + width_px], 172, 256)
+
+    other_shot = resize_image(load_image(SAMPLE_STYLE_PATH, max_side_px=256), 172, 256)
+
+    def mask(frame_prev, frame_t):
+        back = video.optical_flow(frame_t, frame_prev, method)
+        return video.consistency_mask(back, video.optical_flow(frame_prev, frame_t, method))
+
+    assert video.is_new_shot(mask(view(0), other_shot)), f"{method}: a cut taken for motion"
+    for dx_px in (0, 5, 20):
+        c = mask(view(0), view(dx_px))
+        assert not video.is_new_shot(c), f"{method}: a {dx_px} px pan taken for a cut ({c.mean():.0%} trusted)"
 
 
 def test_warp_by_a_whole_pixel_shift_matches_slicing():

@@ -31,24 +31,24 @@ def tiny_clip(tmp_path_factory):
 
 
 def test_the_sample_clip_is_small_and_readable():
-    info = video_io.probe_clip(SAMPLE_CLIP_PATH)
+    info = video_io.probe_clip(SAMPLE_CLIP_PATH, max_side_px=256)
     assert SAMPLE_CLIP_PATH.stat().st_size < 1_000_000
-    assert (info.n_frames, info.size_px, info.fps) == (24, (192, 256), 12.0)
+    assert (info.n_frames, info.size_px, info.fps, info.notes) == (24, (192, 256), 12.0, ())
 
 
 def test_a_clip_reads_at_its_size_with_its_audio(tiny_clip):
-    info = video_io.probe_clip(tiny_clip)
+    info = video_io.probe_clip(tiny_clip, max_side_px=64)
     assert (info.n_frames, info.size_px, info.has_audio, info.fps) == (4, (48, 64), True, 8.0)
-    frames = video_io.read_frames(tiny_clip, max_side_px=64, max_frames=3)
+    frames = video_io.read_frames(video_io.probe_clip(tiny_clip, max_side_px=64, max_frames=3))
     assert len(frames) == 3 and frames[0].shape == (48, 64, 3) and frames[0].dtype == np.float32
 
 
 def test_a_folder_of_frames_is_a_clip(tmp_path):
     for index, frame in enumerate(moving_square_frames(3, 24, 32, 8, 2)):  # smaller than VGG's 32 px: upscaled
         save_image(tmp_path / f"frame_{index:02d}.png", frame)
-    info = video_io.probe_clip(tmp_path)
-    assert (info.n_frames, info.size_px, info.is_folder, info.fps) == (3, (24, 32), True, video_io.FOLDER_FPS)
-    assert [f.shape for f in video_io.read_frames(tmp_path, max_side_px=64)] == [(48, 64, 3)] * 3
+    info = video_io.probe_clip(tmp_path, max_side_px=64)
+    assert (info.n_frames, info.size_px, len(info.frame_paths), info.fps) == (3, (48, 64), 3, video_io.FOLDER_FPS)
+    assert [f.shape for f in video_io.read_frames(info)] == [(48, 64, 3)] * 3
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_bad_inputs_are_one_line_naming_the_file(tmp_path, make, expected):
     make(path)
     path = path if path.exists() else path.with_suffix(".m4a")
     with pytest.raises(NSTError) as error:
-        video_io.probe_clip(path)
+        video_io.probe_clip(path, max_side_px=64)
     assert expected in str(error.value) and str(path) in str(error.value) and "\n" not in str(error.value)
 
 
@@ -73,19 +73,28 @@ def test_an_unreadable_codec_is_named_with_the_fix(tmp_path, tiny_clip):
     broken = tmp_path / "codec.mp4"
     broken.write_bytes(tiny_clip.read_bytes().replace(b"avc1", b"zzzz"))  # a codec no decoder knows
     with pytest.raises(NSTError, match=r"codec.*cannot be decoded.*re-encode"):
-        video_io.probe_clip(broken)
+        video_io.probe_clip(broken, max_side_px=64)
+
+
+def test_hidden_files_of_a_frames_folder_are_no_frames(tmp_path):
+    for index, frame in enumerate(moving_square_frames(2, 24, 32, 8, 2)):
+        save_image(tmp_path / f"frame_{index:02d}.png", frame)
+    (tmp_path / "._frame_00.png").write_bytes(b"Mac OS X resource fork")  # left by a copy from a Mac
+    info = video_io.probe_clip(tmp_path, max_side_px=64)
+    assert [p.rsplit("/", 1)[1] for p in info.frame_paths] == ["frame_00.png", "frame_01.png"]
 
 
 def test_an_empty_folder_has_zero_frames(tmp_path):
     with pytest.raises(NSTError, match="zero frames"):
-        video_io.probe_clip(tmp_path)
+        video_io.probe_clip(tmp_path, max_side_px=64)
 
 
 def test_a_clip_too_large_for_memory_names_the_fix():
-    info = video_io.ClipInfo("big.mp4", 100_000, 30.0, (1080, 1920), False, False)
+    info = video_io.ClipInfo("big.mp4", 100_000, 30.0, (1080, 1920), False)
     with pytest.raises(NSTError, match=r"big.mp4: 100000 frames at 1920×1080 px need about .* -p max_frames \d+"):
-        video_io.check_clip_memory(info, 100_000, (1080, 1920), model_bytes=2e9, available=8e9)
-    assert video_io.check_clip_memory(info, 10, (192, 256), model_bytes=2e9, available=8e9) > 0
+        video_io.check_clip_memory(info, model_bytes=2e9, available=8e9)
+    small = video_io.ClipInfo("small.mp4", 10, 30.0, (192, 256), False)
+    assert video_io.check_clip_memory(small, model_bytes=2e9, available=8e9) > 0
 
 
 def test_the_run_folder_resumes_after_the_last_finished_frame(tmp_path):
@@ -106,10 +115,10 @@ def test_the_run_folder_resumes_after_the_last_finished_frame(tmp_path):
 def test_the_outputs_are_a_video_with_the_audio_and_a_gif(tmp_path, tiny_clip):
     folder = video_io.VideoRunFolder(tmp_path)
     folder.start({}, resume=False)
-    for index, frame in enumerate(video_io.read_frames(tiny_clip, max_side_px=67)):  # odd height: padded
+    for index, frame in enumerate(video_io.read_frames(video_io.probe_clip(tiny_clip, 67))):  # odd height: padded
         folder.record(index, frame, {**dict.fromkeys(video_io.METRICS_FIELDS, 0.0), "frame": index})
     video_path, gif_path = folder.finish(8.0, str(tiny_clip))
-    info = video_io.probe_clip(video_path)
+    info = video_io.probe_clip(video_path, max_side_px=64)
     assert info.n_frames == 4 and info.has_audio and gif_path.stat().st_size > 0
 
 
