@@ -1,4 +1,8 @@
-"""The weights downloader: resumable, verified, and it never replaces a file of the user's. No TensorFlow here."""
+"""The weights downloader: resumable, verified, and it never replaces a file of the user's. No TensorFlow here.
+
+`fetch_on_first_use` is what weights=None does when pretrained-model/ holds no weights file: Keras's VGG-19 fetched
+now, or, when that cannot be done (offline, a proxy's page, a wrong checksum), one notice and random features.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import http.client
 import os
 import ssl
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -16,17 +21,31 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from nst.errors import DownloadError
-from nst.paths import PRETRAINED_DIR
-from nst.sources import WEIGHTS_SOURCES, WeightsSource, checksum_problem
+from nst.paths import PRETRAINED_DIR, path_kind
+from nst.sources import MIRROR_ENV, WeightsSource, checksum_problem, weights_source
 
 # The standard library's urllib rather than `requests`: requests is not a declared dependency (only a transitive one
 # of jupyterlab), and one streamed GET with a Range header needs nothing urllib lacks (it follows redirects and keeps
 # the Range header across them).
 
 DOWNLOAD_CHUNK_BYTES = 64 * 1024  # unit of streaming, writing and progress updates
-# Failures after the server has started answering: the .part is resumed with a Range request. (A connection refused or
-# an unknown host fails at once instead: urllib reports those as URLError before any response.)
-_CONNECTION_DROPS = (http.client.IncompleteRead, ConnectionError, TimeoutError, ssl.SSLError)
+DOWNLOAD_TIMEOUT_S = 30.0  # `download`: a server silent this long (no answer, or no data) ends a try
+FIRST_USE_TIMEOUT_S = 10.0  # a run without weights waits at most this long for a server that does not answer
+FIRST_USE_KEY = "keras"  # the file weights=None fetches: Keras's VGG-19, 80 MB
+# A connection that breaks after the server has started answering: the .part is resumed with a Range request. (A
+# connection refused or an unknown host fails at once instead: urllib reports those as URLError before any response.
+# A server that goes silent is a stall, told apart from a drop: see _Stalled.)
+_CONNECTION_DROPS = (http.client.IncompleteRead, ConnectionError, ssl.SSLError)
+_first_use: dict[Path, Path | None] = {}  # folder -> what fetch_on_first_use gave: a batch fetches (or fails) once
+
+
+class _Stalled(Exception):
+    """The server went silent after `received_bytes` of this try; `what` it did, in words with the time waited."""
+
+    def __init__(self, received_bytes: int, what: str):
+        super().__init__(what)
+        self.received_bytes = received_bytes
+        self.what = what  # "gave no answer within 10 s", "sent its headers, then no data for 10 s", ...
 
 
 def download_weights(
@@ -36,20 +55,28 @@ def download_weights(
     *,
     source: WeightsSource | None = None,
     progress: bool = True,
-    timeout_s: float = 30.0,
+    progress_file=None,
+    timeout_s: float | None = None,
     max_retries: int = 4,
     backoff_s: float = 1.0,
 ) -> Path:
     """Download weights `key` into `dest_dir`, resuming any `.part` left there; verify the checksum; return the path.
 
-    `url` replaces the published URL (a mirror); `source` replaces the WEIGHTS_SOURCES entry (tests, other files).
-    A dropped connection is resumed up to `max_retries` times, after `backoff_s`, 2 * `backoff_s`, ... seconds.
-    Raises DownloadError (one-line message with the fix); on Ctrl-C keeps the `.part` for the next run and re-raises.
+    `url` replaces the published URL (a mirror; else $NST_WEIGHTS_URL for Keras's); `source` replaces the
+    WEIGHTS_SOURCES entry (tests, other files). A server silent for `timeout_s` (default DOWNLOAD_TIMEOUT_S) from the
+    start of a try ends the download; a dropped connection, or a stall after data arrived, is resumed up to
+    `max_retries` times, after `backoff_s`, 2 * `backoff_s`, ... seconds. The progress bar goes to `progress_file`
+    (default stderr).
+    Raises DownloadError (one-line message with the fix), having checked `dest_dir` before any request and left no
+    folder it made; on Ctrl-C keeps the `.part` for the next run and re-raises.
     """
-    source = source or _weights_source(key)
+    source = source or weights_source(key)
     url = url or source.url
-    final_path = Path(dest_dir) / source.filename
+    timeout_s = DOWNLOAD_TIMEOUT_S if timeout_s is None else timeout_s
+    dest_dir = Path(dest_dir).expanduser().absolute()
+    final_path = dest_dir / source.filename
     part_path = final_path.with_name(final_path.name + ".part")  # never a name the loader looks for
+    _check_dest(dest_dir, final_path, part_path)
     if final_path.exists():
         problem = checksum_problem(final_path, source)
         if problem is None:
@@ -58,37 +85,65 @@ def download_weights(
         bad_path = _unused_name(final_path.with_name(final_path.name + ".bad"))
         os.replace(final_path, bad_path)  # keep the user's bytes, but out of the loader's way
         _note(f"{final_path.name} is here but is not a genuine copy ({problem}): moved it to {bad_path.name}.")
-    final_path.parent.mkdir(parents=True, exist_ok=True)
     resume_bytes = _file_size(part_path)
     action = f"resuming at {resume_bytes / 1e6:.1f} MB" if resume_bytes else "downloading"
     _note(f"{action} {source.filename} from {url} into {final_path.parent}")
 
     bar = None
     total_bytes = source.size_bytes  # a hint until the server says
+    made_dirs: list[Path] = []  # folders made for the .part: removed again if it is not kept
 
     def show_progress(done_bytes: int, file_bytes: int | None) -> None:
         nonlocal bar, total_bytes
         total_bytes = file_bytes or total_bytes
         if bar is None:
-            bar = tqdm(total=total_bytes, initial=done_bytes, unit="B", unit_scale=True, disable=not progress)
+            bar = tqdm(
+                total=total_bytes,
+                initial=done_bytes,
+                unit="B",
+                unit_scale=True,
+                disable=not progress,
+                file=progress_file,
+            )
         bar.total = total_bytes
         bar.update(done_bytes - bar.n)  # negative when the server made us start again from zero
 
+    def make_dest() -> None:
+        made_dirs.extend(_make_dirs(dest_dir))
+
+    def got() -> str:
+        of_total = f" of {total_bytes / 1e6:.1f} MB" if total_bytes else ""
+        return f"{_file_size(part_path) / 1e6:.1f} MB{of_total}"
+
+    host = urllib.parse.urlsplit(url).netloc or url
     tries, restarted = 1, False
     try:
         while True:
             try:
-                complete = _download_attempt(url, part_path, source, timeout_s, show_progress)
-            except _CONNECTION_DROPS as err:
-                of_total = f" of {total_bytes / 1e6:.1f} MB" if total_bytes else ""
-                got = f"{_file_size(part_path) / 1e6:.1f} MB{of_total}"
-                if tries > max_retries:
+                complete = _download_attempt(url, part_path, source, timeout_s, show_progress, make_dest)
+            except (_Stalled, *_CONNECTION_DROPS) as err:
+                stalled = isinstance(err, _Stalled)
+                if stalled and err.received_bytes == 0:  # silent from the start of this try: waiting longer won't help
+                    kept = _kept_part(part_path)
+                    resume = f"; kept {kept} ({got()}): run the same command again to resume" if kept else ""
                     raise DownloadError(
-                        f"download of {url} stopped at {got} after {tries} tries, the connection kept dropping "
-                        f"({_reason(err)}); kept {part_path}: run the same command again to resume."
+                        f"{url} {err.what}: the server stalled{resume}; try again later, or try --url with a mirror.",
+                        reason=f"{host} {err.what}",
+                        kept_path=kept,
+                    ) from None
+                why = f"timed out: it {err.what}" if stalled else _reason(err)
+                what = "stalled" if stalled else "connection dropped"
+                if tries > max_retries:
+                    kept = _kept_part(part_path)
+                    resume = f"kept {kept}: run the same command again to resume" if kept else "nothing was kept"
+                    kept_going = "the server kept stalling" if stalled else "the connection kept dropping"
+                    raise DownloadError(
+                        f"download of {url} stopped at {got()} after {tries} tries, {kept_going} ({why}); {resume}.",
+                        reason=f"the download from {host} stopped at {got()}, {kept_going}",
+                        kept_path=kept,
                     ) from None
                 tries += 1
-                _note(f"connection dropped at {got} ({_reason(err)}), resuming (try {tries}/{max_retries + 1})")
+                _note(f"{what} at {got()} ({why}), resuming (try {tries}/{max_retries + 1})")
                 time.sleep(backoff_s * 2 ** (tries - 2))
                 continue
             problem = checksum_problem(part_path, source)
@@ -103,15 +158,21 @@ def download_weights(
             raise DownloadError(
                 f"{source.filename} from {url} is not a genuine copy ({problem}): the download is corrupt or the URL "
                 f"serves another file. Deleted {part_path.name} (it cannot be resumed into a good file); run the same "
-                "command again, or try --url with another mirror."
+                "command again, or try --url with another mirror.",
+                reason=f"the file from {host} is not a genuine copy ({problem})",
             )
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        if kept_bytes := _file_size(part_path):
-            _note(f"interrupted: kept {part_path} ({kept_bytes / 1e6:.1f} MB); run the same command again to resume.")
+        if kept := _kept_part(part_path):
+            _note(f"interrupted: kept {kept} ({_file_size(kept) / 1e6:.1f} MB); run the same command again to resume.")
         else:
+            _remove_made_dirs(made_dirs)
             _note("interrupted before any data arrived.")
+        raise
+    except DownloadError:
+        if not _kept_part(part_path):
+            _remove_made_dirs(made_dirs)
         raise
     finally:
         if bar is not None:
@@ -120,21 +181,67 @@ def download_weights(
     return final_path
 
 
+def fetch_on_first_use(dest_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """Keras's VGG-19 fetched into `dest_dir` (default pretrained-model/) now, resuming a .part, from $NST_WEIGHTS_URL
+    where set; None when it cannot be had, after one line on stderr that says why and how to fetch it later.
+
+    A server that does not answer is given FIRST_USE_TIMEOUT_S. Tried once per process and folder: the runs of a batch
+    wait for the network once. The progress bar goes to stdout, where a headless run shows its own."""
+    dest_dir = Path(PRETRAINED_DIR if dest_dir is None else dest_dir).expanduser().absolute()
+    if dest_dir in _first_use and (_first_use[dest_dir] is None or _first_use[dest_dir].is_file()):
+        return _first_use[dest_dir]
+    source = weights_source(FIRST_USE_KEY)
+    size = f"{source.size_bytes / 1e6:.0f} MB" if source.size_bytes else "the file"
+    _note(f"No VGG-19 weights in {dest_dir} yet: fetching Keras's ({size}) once, now (NST_WEIGHTS=random skips this).")
+    try:
+        path = download_weights(
+            source=source, dest_dir=dest_dir, timeout_s=FIRST_USE_TIMEOUT_S, progress_file=sys.stdout
+        )
+    except DownloadError as err:
+        print(first_use_notice(err, dest_dir, size), file=sys.stderr, flush=True)
+        path = None
+    _first_use[dest_dir] = path
+    return path
+
+
+def first_use_notice(error: DownloadError, dest_dir: Path, size: str) -> str:
+    """The one line that says a run goes on with random features: why, what was kept, and how to fetch later."""
+    kept = f"; {error.kept_path} is kept and the next run resumes it" if error.kept_path else ""
+    return (
+        f"note: this run uses random features, not the pretrained VGG-19: {error.reason}{kept}. Fetch the weights "
+        f"later with `make weights` ({size} into {dest_dir}), or set {MIRROR_ENV} to a mirror's URL"
+    )
+
+
 def _download_attempt(
-    url: str, part_path: Path, source: WeightsSource, timeout_s: float, show_progress: Callable[[int, int | None], None]
+    url: str,
+    part_path: Path,
+    source: WeightsSource,
+    timeout_s: float,
+    show_progress: Callable[[int, int | None], None],
+    make_dest: Callable[[], None],
 ) -> bool:
     """One GET of `url` appended to `part_path` from its current size; False if the server says it is whole (416)."""
     offset = _file_size(part_path)
     try:
         request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
-        response = urllib.request.urlopen(request, timeout=timeout_s)
+        response, first_chunk = _open_within(request, timeout_s)
     except urllib.error.HTTPError as err:
         err.close()
         if err.code == 416 and offset:
             return False  # "range not satisfiable": the .part already holds the whole file, or more
-        raise DownloadError(_http_error_message(url, err.code, err.reason, part_path, source)) from None
+        raise DownloadError(
+            _http_error_message(url, err.code, err.reason, part_path, source),
+            reason=f"{urllib.parse.urlsplit(url).netloc} answered HTTP {err.code} {err.reason}",
+            kept_path=_kept_part(part_path),
+        ) from None
     except (urllib.error.URLError, ValueError) as err:  # ValueError: not a URL at all
-        raise DownloadError(_unreachable_message(url, getattr(err, "reason", err), part_path, source)) from None
+        reason = getattr(err, "reason", err)
+        raise DownloadError(
+            _unreachable_message(url, reason, part_path, source),
+            reason=f"cannot reach {urllib.parse.urlsplit(url).netloc or url} ({_reason(reason)})",
+            kept_path=_kept_part(part_path),
+        ) from None
     with response:
         length = _int_or_none(response.headers.get("Content-Length"))
         if response.status == 206:  # partial content: the file from byte `start` on
@@ -142,7 +249,9 @@ def _download_attempt(
             if start is None or start > offset:
                 raise DownloadError(
                     f"{url} answered a resume request (Range: bytes={offset}-) with an unusable Content-Range "
-                    f"{response.headers.get('Content-Range')!r}; delete {part_path} and run the same command again."
+                    f"{response.headers.get('Content-Range')!r}; delete {part_path} and run the same command again.",
+                    reason=f"{urllib.parse.urlsplit(url).netloc} cannot resume the download",
+                    kept_path=_kept_part(part_path),
                 )
             offset = start
         else:  # 200: the whole file
@@ -150,16 +259,17 @@ def _download_attempt(
                 _note("the server ignored the request to resume (HTTP Range): starting again from zero.")
             offset, file_bytes = 0, length
         expected_end = offset + length if length is not None else file_bytes
-        first_chunk = response.read(DOWNLOAD_CHUNK_BYTES)
         html_sign = _html_sign(response.headers.get("Content-Type", ""), first_chunk if offset == 0 else b"")
         if html_sign:
             part_path.unlink(missing_ok=True)
             raise DownloadError(
                 f"{url} sent an HTML page ({html_sign}), not {source.filename}: the link leads to a web page (error, "
                 f"login or redirect page). Deleted {part_path.name}; try --url with a direct link to the file, or "
-                f"download it in a browser and save it in {part_path.parent} as {source.filename}."
+                f"download it in a browser and save it in {part_path.parent} as {source.filename}.",
+                reason=f"{urllib.parse.urlsplit(url).netloc} sent an HTML page ({html_sign}), not the file",
             )
         done = offset
+        make_dest()
         with open(part_path, "ab") as part_file:
             part_file.truncate(offset)  # to zero when the server restarted; appends go to the end from here
             show_progress(done, file_bytes)
@@ -170,21 +280,124 @@ def _download_attempt(
                 except OSError as err:
                     raise DownloadError(
                         f"cannot write {part_path}: {err.strerror or err}; free some disk space or pass --dest with "
-                        "another folder, then run the same command again to resume."
+                        "another folder, then run the same command again to resume.",
+                        reason=f"cannot write {part_path} ({err.strerror or err})",
+                        kept_path=_kept_part(part_path),
                     ) from None
                 done += len(chunk)
                 show_progress(done, file_bytes)
-                chunk = response.read(DOWNLOAD_CHUNK_BYTES)
+                try:
+                    chunk = response.read(DOWNLOAD_CHUNK_BYTES)
+                except TimeoutError:
+                    raise _Stalled(done - offset, f"sent no data for {timeout_s:g} s") from None
     if expected_end is not None and done < expected_end:  # http.client returns b"" when a server closes early
         raise http.client.IncompleteRead(b"", expected_end - done)
     return True
 
 
-def _weights_source(key: str) -> WeightsSource:
-    """The WEIGHTS_SOURCES entry for `key`, or a DownloadError that lists the known keys."""
-    if key not in WEIGHTS_SOURCES:
-        raise DownloadError(f"unknown weights {key!r}: choose one of {', '.join(WEIGHTS_SOURCES)}.")
-    return WEIGHTS_SOURCES[key]
+def _open_within(request: urllib.request.Request, timeout_s: float):
+    """(response, its first chunk) for `request`, within about `timeout_s` of wall time, or _Stalled.
+
+    The socket's own timeout bounds each connect and read, but not the name lookup; so the request is opened in a
+    thread and given up a second after `timeout_s` (the thread closes what it opened if it finishes later)."""
+    outcome: dict = {}
+    lock, finished, abandoned = threading.Lock(), threading.Event(), threading.Event()
+
+    def open_and_read() -> None:
+        response = None
+        try:
+            response = urllib.request.urlopen(request, timeout=timeout_s)
+            outcome["headers"] = True
+            outcome["value"] = (response, response.read(DOWNLOAD_CHUNK_BYTES))
+        except TimeoutError:  # connected, then silent (a timeout while connecting is a URLError)
+            outcome["error"] = _Stalled(0, _silence(outcome, timeout_s))
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+        with lock:
+            finished.set()
+            late = abandoned.is_set()
+        if late and response is not None:
+            response.close()
+
+    threading.Thread(target=open_and_read, name="nst-download-open", daemon=True).start()
+    try:
+        finished.wait(timeout_s + 1.0)  # the socket's own timeouts, more telling, come first
+    finally:
+        with lock:
+            if not finished.is_set():
+                abandoned.set()
+    if abandoned.is_set():
+        raise _Stalled(0, _silence(outcome, timeout_s))
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _silence(outcome: dict, timeout_s: float) -> str:
+    """How a server that went silent before its first data did so."""
+    if outcome.get("headers"):
+        return f"sent its headers, then no data for {timeout_s:g} s"
+    return f"gave no answer within {timeout_s:g} s"
+
+
+def _check_dest(dest_dir: Path, final_path: Path, part_path: Path) -> None:
+    """DownloadError in one line unless `dest_dir` is, or can be made, a writable folder, and the file's two names in
+    it are free or regular files. Makes nothing: the folders are made when the first data arrives."""
+    for folder in (dest_dir, *dest_dir.parents):
+        problem = path_kind(folder)
+        if problem is not None and problem != "a folder":
+            raise DownloadError(
+                f"{dest_dir}: cannot be a download folder, {folder} is {problem}; pass --dest with a folder",
+                reason=f"{dest_dir} cannot be a folder ({folder} is {problem})",
+            )
+        if problem == "a folder":
+            break
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DownloadError(
+            f"{dest_dir}: cannot save there, {folder} is not writable; fix its permissions or pass --dest with "
+            "another folder",
+            reason=f"cannot write into {folder}",
+        )
+    for path in (final_path, part_path):
+        problem = path_kind(path)
+        if problem not in (None, "a file"):
+            raise DownloadError(
+                f"{path}: is {problem}, not a file, and has the name the download needs; move it away, or pass "
+                "--dest with another folder",
+                reason=f"{path} is {problem}",
+            )
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents; returns those made, deepest last."""
+    missing = [path for path in (folder, *folder.parents) if not path.is_dir()][::-1]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        made = [path for path in missing if path.is_dir()]
+        _remove_made_dirs(made)
+        raise DownloadError(
+            f"cannot make {folder} ({err.strerror or err}); pass --dest with another folder",
+            reason=f"cannot make {folder} ({err.strerror or err})",
+        ) from None
+    return missing
+
+
+def _remove_made_dirs(made_dirs: list[Path]) -> None:
+    """Remove the folders this download made (deepest first), where they are still empty."""
+    for folder in reversed(made_dirs):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _kept_part(part_path: Path) -> Path | None:
+    """`part_path` if it holds data to resume from; an empty one is deleted (None)."""
+    if _file_size(part_path):
+        return part_path
+    part_path.unlink(missing_ok=True)
+    return None
 
 
 def _http_error_message(url: str, code: int, reason: str, part_path: Path, source: WeightsSource) -> str:
