@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_run_options(stylise_parser, "the notebook", "-p iterations 40 -p max_side_px 512")
     batch.add_arguments(stylise_parser)
-    stylise_parser.set_defaults(run=batch.stylise_command)
+    stylise_parser.set_defaults(run=_stylise_command)
 
     video_parser = commands.add_parser(
         "video",
@@ -73,6 +73,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130 if type(err).__name__ == "Interrupted" else 1
     except KeyboardInterrupt:
         return 130
+
+
+def _stylise_command(args: argparse.Namespace) -> int:
+    """`stylise`: the weights files its runs would read are checked first, in one line each (a batch makes its folder
+    before its runs start); then nst.batch runs the image, the folder, the sweep or the Dask batch."""
+    from nst.grid import parse_sweep
+    from nst.settings import parse_setting
+    from nst.weights import check_weights
+
+    swept = [parse_sweep(text) for text in args.sweep if text.partition("=")[0].strip() == "weights"]
+    given = [parse_setting(name, text) for name, text in args.parameter if name == "weights"][-1:]
+    given = given or ([] if swept else [None])
+    for weights in dict.fromkeys([*given, *(value for sweep in swept for value in sweep.values)]):
+        check_weights(weights)
+    return batch.stylise_command(args)
 
 
 def _download_command(args: argparse.Namespace) -> int:

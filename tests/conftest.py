@@ -66,7 +66,8 @@ def weights_server(monkeypatch, tmp_path, files):
     monkeypatch.setenv("NST_PRETRAINED_DIR", str(pretrained_dir))
     for name in ("no_proxy", "NO_PROXY"):  # a proxy set in the environment must not capture requests to 127.0.0.1
         monkeypatch.setenv(name, "127.0.0.1,localhost")
-    monkeypatch.setattr(nst.weights, "PRETRAINED_DIR", pretrained_dir)
+    for module in (nst.weights, nst.download):  # their defaults, in this process
+        monkeypatch.setattr(module, "PRETRAINED_DIR", pretrained_dir)
     monkeypatch.setattr(nst.download, "_first_use", {})  # each test's process starts without a fetch behind it
     try:
         yield WeightsServer(server, pretrained_dir)
