@@ -120,6 +120,7 @@ def run_notebook(width_px: int, height_px: int, work: Path, judge: bool = True, 
     for name, value in parameters.items():
         command += ["-p", name, repr(value)]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), "TF_CPP_MIN_LOG_LEVEL": "2", "NST_LIVE_VIEW": "0"}
+    env["NST_WEIGHTS"] = "random"  # random features, as the reference: no download, the same compute everywhere
     for name in ("NST_MAX_SIDE_PX", "NST_ITERATIONS"):  # the benchmark sets sizes and iterations itself
         env.pop(name, None)
     wall_s, rss, _ = run_watched(command, env)

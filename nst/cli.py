@@ -13,7 +13,7 @@ from nst import batch, video_cli
 from nst.cli_options import add_run_options
 from nst.errors import NSTError
 from nst.paths import PRETRAINED_DIR, SAMPLE_CONTENT_PATH
-from nst.sources import WEIGHTS_SOURCES
+from nst.sources import MIRROR_ENV, WEIGHTS_SOURCES
 
 DESCRIPTION = "Neural style transfer: fetch VGG-19 weights, or stylise a photo headless."
 
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     download.add_argument(
         "--dest", type=Path, default=PRETRAINED_DIR, help="folder to save into (default: pretrained-model/)"
     )
-    download.add_argument("--url", help="download from this URL instead (a mirror); the checksum is still checked")
+    download.add_argument(
+        "--url",
+        help=f"download from this URL instead (a mirror; keras: default ${MIRROR_ENV}); the checksum is still checked",
+    )
     download.set_defaults(run=_download_command)
 
     stylise_parser = commands.add_parser(
