@@ -6,6 +6,7 @@ now, or, when that cannot be done (offline, a proxy's page, a wrong checksum), o
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import os
 import ssl
@@ -15,7 +16,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -66,119 +66,254 @@ def download_weights(
     WEIGHTS_SOURCES entry (tests, other files). A server silent for `timeout_s` (default DOWNLOAD_TIMEOUT_S) from the
     start of a try ends the download; a dropped connection, or a stall after data arrived, is resumed up to
     `max_retries` times, after `backoff_s`, 2 * `backoff_s`, ... seconds. The progress bar goes to `progress_file`
-    (default stderr).
+    (default stderr). The `.part` is locked while it is written: a second process downloading into the same folder is
+    refused at once instead of writing into it.
     Raises DownloadError (one-line message with the fix), having checked `dest_dir` before any request and left no
     folder it made; on Ctrl-C keeps the `.part` for the next run and re-raises.
     """
     source = source or weights_source(key)
     url = url or source.url
-    timeout_s = DOWNLOAD_TIMEOUT_S if timeout_s is None else timeout_s
     dest_dir = Path(dest_dir).expanduser().absolute()
     final_path = dest_dir / source.filename
     part_path = final_path.with_name(final_path.name + ".part")  # never a name the loader looks for
     _check_dest(dest_dir, final_path, part_path)
+    if _genuine_copy_at(final_path, source):
+        return final_path
+    made_dirs = _make_dirs(dest_dir)
+    try:
+        part_file = _locked_part(part_path, source)
+    except BaseException:
+        _remove_made_dirs(made_dirs)
+        raise
+    download = _Download(url, source, part_file, part_path, timeout_s, progress, progress_file)
+    with part_file:
+        try:
+            if not _genuine_copy_at(final_path, source):  # another process may have finished it since
+                _move_aside_if_there(final_path, source)
+                download.run(max_retries, backoff_s)
+                os.replace(part_path, final_path)  # same folder, so atomic: the final name only holds a verified file
+        except KeyboardInterrupt:
+            download.close_bar()
+            if kept := _kept_part(part_path):
+                _note(
+                    f"interrupted: kept {kept} ({_file_size(kept) / 1e6:.1f} MB); run the same command again to resume."
+                )
+            else:
+                _remove_made_dirs(made_dirs)
+                _note("interrupted before any data arrived.")
+            raise
+        except DownloadError:
+            if not _kept_part(part_path):
+                _remove_made_dirs(made_dirs)
+            raise
+        finally:
+            download.close_bar()
+    _kept_part(part_path)  # the empty one made for the lock, where another process had finished the file
+    return final_path
+
+
+def _genuine_copy_at(final_path: Path, source: WeightsSource) -> bool:
+    """Whether `final_path` holds a genuine copy already (said in one line)."""
+    if final_path.is_file() and checksum_problem(final_path, source) is None:
+        _note(f"{final_path} is already here and its checksum matches: nothing to download.")
+        return True
+    return False
+
+
+def _move_aside_if_there(final_path: Path, source: WeightsSource) -> None:
+    """A file at `final_path` that is not a genuine copy moved to a `.bad` name no file has: the user's bytes kept."""
     if final_path.exists():
         problem = checksum_problem(final_path, source)
-        if problem is None:
-            _note(f"{final_path} is already here and its checksum matches: nothing to download.")
-            return final_path
         bad_path = _unused_name(final_path.with_name(final_path.name + ".bad"))
         os.replace(final_path, bad_path)  # keep the user's bytes, but out of the loader's way
         _note(f"{final_path.name} is here but is not a genuine copy ({problem}): moved it to {bad_path.name}.")
-    resume_bytes = _file_size(part_path)
-    action = f"resuming at {resume_bytes / 1e6:.1f} MB" if resume_bytes else "downloading"
-    _note(f"{action} {source.filename} from {url} into {final_path.parent}")
 
-    bar = None
-    total_bytes = source.size_bytes  # a hint until the server says
-    made_dirs: list[Path] = []  # folders made for the .part: removed again if it is not kept
 
-    def show_progress(done_bytes: int, file_bytes: int | None) -> None:
-        nonlocal bar, total_bytes
-        total_bytes = file_bytes or total_bytes
-        if bar is None:
-            bar = tqdm(
-                total=total_bytes,
-                initial=done_bytes,
-                unit="B",
-                unit_scale=True,
-                disable=not progress,
-                file=progress_file,
-            )
-        bar.total = total_bytes
-        bar.update(done_bytes - bar.n)  # negative when the server made us start again from zero
-
-    def make_dest() -> None:
-        made_dirs.extend(_make_dirs(dest_dir))
-
-    def got() -> str:
-        of_total = f" of {total_bytes / 1e6:.1f} MB" if total_bytes else ""
-        return f"{_file_size(part_path) / 1e6:.1f} MB{of_total}"
-
-    host = urllib.parse.urlsplit(url).netloc or url
-    tries, restarted = 1, False
+def _locked_part(part_path: Path, source: WeightsSource):
+    """`part_path` opened for appending, with an exclusive lock; DownloadError if another process holds it."""
     try:
+        part_file = open(part_path, "ab")  # noqa: SIM115 (closed by download_weights, which holds the lock)
+    except OSError as err:
+        raise DownloadError(
+            f"cannot write {part_path}: {err.strerror or err}; fix the folder's permissions or pass --dest with "
+            "another folder",
+            reason=f"cannot write {part_path} ({err.strerror or err})",
+        ) from None
+    try:
+        fcntl.flock(part_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        part_file.close()
+        raise DownloadError(
+            f"another process is downloading {source.filename} into {part_path.parent} now; wait for it to finish "
+            "(the next run uses the file), or stop it and run the same command again to resume",
+            reason=f"another process is downloading it into {part_path.parent} now",
+        ) from None
+    return part_file
+
+
+class _Download:
+    """One download into a locked `.part`: its tries, its progress bar, and what it says."""
+
+    def __init__(self, url, source, part_file, part_path, timeout_s, progress, progress_file):
+        self.url, self.source, self.part_file, self.part_path = url, source, part_file, part_path
+        self.timeout_s = DOWNLOAD_TIMEOUT_S if timeout_s is None else timeout_s
+        self.progress, self.progress_file = progress, progress_file
+        self.host = _host(url)
+        self.bar = None
+        self.total_bytes = source.size_bytes  # a hint until the server says
+
+    def run(self, max_retries: int, backoff_s: float) -> None:
+        """Tries until the .part holds a verified copy; DownloadError when it cannot."""
+        resume_bytes = self.size_bytes()
+        action = f"resuming at {resume_bytes / 1e6:.1f} MB" if resume_bytes else "downloading"
+        _note(f"{action} {self.source.filename} from {self.url} into {self.part_path.parent}")
+        tries, restarted = 1, False
         while True:
             try:
-                complete = _download_attempt(url, part_path, source, timeout_s, show_progress, make_dest)
+                complete = self.attempt()
             except (_Stalled, *_CONNECTION_DROPS) as err:
                 stalled = isinstance(err, _Stalled)
                 if stalled and err.received_bytes == 0:  # silent from the start of this try: waiting longer won't help
-                    kept = _kept_part(part_path)
-                    resume = f"; kept {kept} ({got()}): run the same command again to resume" if kept else ""
+                    kept = _kept_part(self.part_path)
+                    resume = f"; kept {kept} ({self.got()}): run the same command again to resume" if kept else ""
                     raise DownloadError(
-                        f"{url} {err.what}: the server stalled{resume}; try again later, or try --url with a mirror.",
-                        reason=f"{host} {err.what}",
+                        f"{self.url} {err.what}: the server stalled{resume}; try again later, or try --url with a "
+                        "mirror.",
+                        reason=f"{self.host} {err.what}",
                         kept_path=kept,
                     ) from None
                 why = f"timed out: it {err.what}" if stalled else _reason(err)
-                what = "stalled" if stalled else "connection dropped"
                 if tries > max_retries:
-                    kept = _kept_part(part_path)
+                    kept = _kept_part(self.part_path)
                     resume = f"kept {kept}: run the same command again to resume" if kept else "nothing was kept"
                     kept_going = "the server kept stalling" if stalled else "the connection kept dropping"
                     raise DownloadError(
-                        f"download of {url} stopped at {got()} after {tries} tries, {kept_going} ({why}); {resume}.",
-                        reason=f"the download from {host} stopped at {got()}, {kept_going}",
+                        f"download of {self.url} stopped at {self.got()} after {tries} tries, {kept_going} ({why}); "
+                        f"{resume}.",
+                        reason=f"the download from {self.host} stopped at {self.got()}, {kept_going}",
                         kept_path=kept,
                     ) from None
                 tries += 1
-                _note(f"{what} at {got()} ({why}), resuming (try {tries}/{max_retries + 1})")
+                what = "stalled" if stalled else "connection dropped"
+                _note(f"{what} at {self.got()} ({why}), resuming (try {tries}/{max_retries + 1})")
                 time.sleep(backoff_s * 2 ** (tries - 2))
                 continue
-            problem = checksum_problem(part_path, source)
+            problem = checksum_problem(self.part_path, self.source)
             if problem is None:
-                break
+                return
+            self.part_file.truncate(0)  # it cannot be resumed into a good file
             if not complete and not restarted:  # the server said the .part is whole (HTTP 416) but it is not the file
-                _note(f"{part_path.name} is as long as the file but not a genuine copy ({problem}): starting again.")
-                part_path.unlink()
+                _note(
+                    f"{self.part_path.name} is as long as the file but not a genuine copy ({problem}): starting again."
+                )
                 restarted = True
                 continue
-            part_path.unlink()
             raise DownloadError(
-                f"{source.filename} from {url} is not a genuine copy ({problem}): the download is corrupt or the URL "
-                f"serves another file. Deleted {part_path.name} (it cannot be resumed into a good file); run the same "
-                "command again, or try --url with another mirror.",
-                reason=f"the file from {host} is not a genuine copy ({problem})",
+                f"{self.source.filename} from {self.url} is not a genuine copy ({problem}): the download is corrupt or "
+                f"the URL serves another file. Deleted {self.part_path.name} (it cannot be resumed into a good file); "
+                "run the same command again, or try --url with another mirror.",
+                reason=f"the file from {self.host} is not a genuine copy ({problem})",
             )
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        if kept := _kept_part(part_path):
-            _note(f"interrupted: kept {kept} ({_file_size(kept) / 1e6:.1f} MB); run the same command again to resume.")
-        else:
-            _remove_made_dirs(made_dirs)
-            _note("interrupted before any data arrived.")
-        raise
-    except DownloadError:
-        if not _kept_part(part_path):
-            _remove_made_dirs(made_dirs)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    os.replace(part_path, final_path)  # same folder, so atomic: the final name only ever holds a verified file
-    return final_path
+
+    def attempt(self) -> bool:
+        """One GET appended to the .part from its current size; False if the server says it is whole (HTTP 416)."""
+        url, part_path, source = self.url, self.part_path, self.source
+        offset = self.size_bytes()
+        try:
+            request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+            response, first_chunk = _open_within(request, self.timeout_s)
+        except urllib.error.HTTPError as err:
+            err.close()
+            if err.code == 416 and offset:
+                return False  # "range not satisfiable": the .part already holds the whole file, or more
+            raise DownloadError(
+                _http_error_message(url, err.code, err.reason, part_path, source),
+                reason=f"{self.host} answered HTTP {err.code} {err.reason}",
+                kept_path=_kept_part(part_path),
+            ) from None
+        except (urllib.error.URLError, ValueError) as err:  # ValueError: not a URL at all
+            reason = getattr(err, "reason", err)
+            raise DownloadError(
+                _unreachable_message(url, reason, part_path, source),
+                reason=f"cannot reach {self.host} ({_reason(reason)})",
+                kept_path=_kept_part(part_path),
+            ) from None
+        with response:
+            length = _int_or_none(response.headers.get("Content-Length"))
+            if response.status == 206:  # partial content: the file from byte `start` on
+                start, file_bytes = _parse_content_range(response.headers.get("Content-Range", ""))
+                if start is None or start > offset:
+                    raise DownloadError(
+                        f"{url} answered a resume request (Range: bytes={offset}-) with an unusable Content-Range "
+                        f"{response.headers.get('Content-Range')!r}; delete {part_path} and run the same command "
+                        "again.",
+                        reason=f"{self.host} cannot resume the download",
+                        kept_path=_kept_part(part_path),
+                    )
+                offset = start
+            else:  # 200: the whole file
+                if offset:
+                    _note("the server ignored the request to resume (HTTP Range): starting again from zero.")
+                offset, file_bytes = 0, length
+            expected_end = offset + length if length is not None else file_bytes
+            html_sign = _html_sign(response.headers.get("Content-Type", ""), first_chunk if offset == 0 else b"")
+            if html_sign:
+                self.part_file.truncate(0)
+                raise DownloadError(
+                    f"{url} sent an HTML page ({html_sign}), not {source.filename}: the link leads to a web page "
+                    f"(error, login or redirect page). Deleted {part_path.name}; try --url with a direct link to the "
+                    f"file, or download it in a browser and save it in {part_path.parent} as {source.filename}.",
+                    reason=f"{self.host} sent an HTML page ({html_sign}), not the file",
+                )
+            done = offset
+            self.part_file.truncate(offset)  # to zero when the server restarted; appends go to the end from here
+            self.show_progress(done, file_bytes)
+            chunk = first_chunk
+            while chunk:
+                try:
+                    self.part_file.write(chunk)
+                    self.part_file.flush()
+                except OSError as err:
+                    raise DownloadError(
+                        f"cannot write {part_path}: {err.strerror or err}; free some disk space or pass --dest with "
+                        "another folder, then run the same command again to resume.",
+                        reason=f"cannot write {part_path} ({err.strerror or err})",
+                        kept_path=_kept_part(part_path),
+                    ) from None
+                done += len(chunk)
+                self.show_progress(done, file_bytes)
+                try:
+                    chunk = response.read(DOWNLOAD_CHUNK_BYTES)
+                except TimeoutError:
+                    raise _Stalled(done - offset, f"sent no data for {self.timeout_s:g} s") from None
+        if expected_end is not None and done < expected_end:  # http.client returns b"" when a server closes early
+            raise http.client.IncompleteRead(b"", expected_end - done)
+        return True
+
+    def size_bytes(self) -> int:
+        return os.fstat(self.part_file.fileno()).st_size
+
+    def got(self) -> str:
+        of_total = f" of {self.total_bytes / 1e6:.1f} MB" if self.total_bytes else ""
+        return f"{self.size_bytes() / 1e6:.1f} MB{of_total}"
+
+    def show_progress(self, done_bytes: int, file_bytes: int | None) -> None:
+        self.total_bytes = file_bytes or self.total_bytes
+        if self.bar is None:
+            self.bar = tqdm(
+                total=self.total_bytes,
+                initial=done_bytes,
+                unit="B",
+                unit_scale=True,
+                disable=not self.progress,
+                file=self.progress_file,
+            )
+        self.bar.total = self.total_bytes
+        self.bar.update(done_bytes - self.bar.n)  # negative when the server made us start again from zero
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def fetch_on_first_use(dest_dir: str | os.PathLike[str] | None = None) -> Path | None:
@@ -211,88 +346,6 @@ def first_use_notice(error: DownloadError, dest_dir: Path, size: str) -> str:
         f"note: this run uses random features, not the pretrained VGG-19: {error.reason}{kept}. Fetch the weights "
         f"later with `make weights` ({size} into {dest_dir}), or set {MIRROR_ENV} to a mirror's URL"
     )
-
-
-def _download_attempt(
-    url: str,
-    part_path: Path,
-    source: WeightsSource,
-    timeout_s: float,
-    show_progress: Callable[[int, int | None], None],
-    make_dest: Callable[[], None],
-) -> bool:
-    """One GET of `url` appended to `part_path` from its current size; False if the server says it is whole (416)."""
-    offset = _file_size(part_path)
-    try:
-        request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
-        response, first_chunk = _open_within(request, timeout_s)
-    except urllib.error.HTTPError as err:
-        err.close()
-        if err.code == 416 and offset:
-            return False  # "range not satisfiable": the .part already holds the whole file, or more
-        raise DownloadError(
-            _http_error_message(url, err.code, err.reason, part_path, source),
-            reason=f"{urllib.parse.urlsplit(url).netloc} answered HTTP {err.code} {err.reason}",
-            kept_path=_kept_part(part_path),
-        ) from None
-    except (urllib.error.URLError, ValueError) as err:  # ValueError: not a URL at all
-        reason = getattr(err, "reason", err)
-        raise DownloadError(
-            _unreachable_message(url, reason, part_path, source),
-            reason=f"cannot reach {urllib.parse.urlsplit(url).netloc or url} ({_reason(reason)})",
-            kept_path=_kept_part(part_path),
-        ) from None
-    with response:
-        length = _int_or_none(response.headers.get("Content-Length"))
-        if response.status == 206:  # partial content: the file from byte `start` on
-            start, file_bytes = _parse_content_range(response.headers.get("Content-Range", ""))
-            if start is None or start > offset:
-                raise DownloadError(
-                    f"{url} answered a resume request (Range: bytes={offset}-) with an unusable Content-Range "
-                    f"{response.headers.get('Content-Range')!r}; delete {part_path} and run the same command again.",
-                    reason=f"{urllib.parse.urlsplit(url).netloc} cannot resume the download",
-                    kept_path=_kept_part(part_path),
-                )
-            offset = start
-        else:  # 200: the whole file
-            if offset:
-                _note("the server ignored the request to resume (HTTP Range): starting again from zero.")
-            offset, file_bytes = 0, length
-        expected_end = offset + length if length is not None else file_bytes
-        html_sign = _html_sign(response.headers.get("Content-Type", ""), first_chunk if offset == 0 else b"")
-        if html_sign:
-            part_path.unlink(missing_ok=True)
-            raise DownloadError(
-                f"{url} sent an HTML page ({html_sign}), not {source.filename}: the link leads to a web page (error, "
-                f"login or redirect page). Deleted {part_path.name}; try --url with a direct link to the file, or "
-                f"download it in a browser and save it in {part_path.parent} as {source.filename}.",
-                reason=f"{urllib.parse.urlsplit(url).netloc} sent an HTML page ({html_sign}), not the file",
-            )
-        done = offset
-        make_dest()
-        with open(part_path, "ab") as part_file:
-            part_file.truncate(offset)  # to zero when the server restarted; appends go to the end from here
-            show_progress(done, file_bytes)
-            chunk = first_chunk
-            while chunk:
-                try:
-                    part_file.write(chunk)
-                except OSError as err:
-                    raise DownloadError(
-                        f"cannot write {part_path}: {err.strerror or err}; free some disk space or pass --dest with "
-                        "another folder, then run the same command again to resume.",
-                        reason=f"cannot write {part_path} ({err.strerror or err})",
-                        kept_path=_kept_part(part_path),
-                    ) from None
-                done += len(chunk)
-                show_progress(done, file_bytes)
-                try:
-                    chunk = response.read(DOWNLOAD_CHUNK_BYTES)
-                except TimeoutError:
-                    raise _Stalled(done - offset, f"sent no data for {timeout_s:g} s") from None
-    if expected_end is not None and done < expected_end:  # http.client returns b"" when a server closes early
-        raise http.client.IncompleteRead(b"", expected_end - done)
-    return True
 
 
 def _open_within(request: urllib.request.Request, timeout_s: float):
@@ -418,7 +471,7 @@ def _http_error_message(url: str, code: int, reason: str, part_path: Path, sourc
 
 def _unreachable_message(url: str, reason: object, part_path: Path, source: WeightsSource) -> str:
     """One line for a host that cannot be reached (DNS, refused connection, timeout, bad URL)."""
-    host = urllib.parse.urlsplit(url).netloc or url
+    host = _host(url)
     kept = " The partial download is kept: run the same command again to resume." if _file_size(part_path) else ""
     return (
         f"cannot reach {host} ({_reason(reason)}) for {url}: check your network connection and proxy settings "
@@ -466,6 +519,14 @@ def _file_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _host(url: str) -> str:
+    """The host and port of `url` for a message; the URL itself where it has none (or is no URL)."""
+    try:
+        return urllib.parse.urlsplit(url).netloc or url
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return url
 
 
 def _reason(err: object) -> str:

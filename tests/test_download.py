@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -537,3 +538,19 @@ def test_a_kept_part_keeps_the_folders_that_hold_it(server, tmp_path):
     with pytest.raises(DownloadError, match=r"kept .*\.part: run the same command again to resume"):
         download_weights(dest_dir=dest, source=make_source(url=server.url), **(FAST | {"max_retries": 1}))
     assert sorted(p.name for p in dest.iterdir()) == [f"{FILENAME}.part"]
+
+
+@pytest.mark.parametrize("part_bytes", [0, 100_000])
+def test_a_second_download_into_the_same_folder_leaves_the_first_ones_part_alone(server, tmp_path, part_bytes):
+    part = tmp_path / f"{FILENAME}.part"
+    with open(part, "ab") as first_download:  # another process's download, as it holds its .part
+        first_download.write(PAYLOAD[:part_bytes])
+        first_download.flush()
+        fcntl.flock(first_download.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(DownloadError, match=r"another process is downloading .* now; wait for it") as error:
+            fetch(server, tmp_path)
+        assert "\n" not in str(error.value)
+        assert part.read_bytes() == PAYLOAD[:part_bytes], "the other download's .part is neither cut nor deleted"
+    assert server.range_headers == [] and sorted(p.name for p in tmp_path.iterdir()) == [part.name]
+    fetch(server, tmp_path)  # once the first has let go, the next run goes on from its .part
+    assert_only_final_file(tmp_path)
