@@ -231,8 +231,15 @@ class _Download:
                 reason=f"{self.host} answered HTTP {err.code} {err.reason}",
                 kept_path=_kept_part(part_path),
             ) from None
-        except (urllib.error.URLError, ValueError) as err:  # ValueError: not a URL at all
-            reason = getattr(err, "reason", err)
+        except ValueError as err:  # not a URL at all (a typo in --url or $NST_WEIGHTS_URL)
+            raise DownloadError(
+                f"{url} is not a URL ({_reason(err)}); pass --url (or set {MIRROR_ENV} to) an https:// link to "
+                f"{source.filename}",
+                reason=f"{url} is not a URL ({_reason(err)})",
+                kept_path=_kept_part(part_path),
+            ) from None
+        except urllib.error.URLError as err:
+            reason = err.reason
             raise DownloadError(
                 _unreachable_message(url, reason, part_path, source),
                 reason=f"cannot reach {self.host} ({_reason(reason)})",

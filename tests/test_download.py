@@ -554,3 +554,11 @@ def test_a_second_download_into_the_same_folder_leaves_the_first_ones_part_alone
     assert server.range_headers == [] and sorted(p.name for p in tmp_path.iterdir()) == [part.name]
     fetch(server, tmp_path)  # once the first has let go, the next run goes on from its .part
     assert_only_final_file(tmp_path)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "vgg19.h5", "127.0.0.1/weights.h5"])
+def test_a_url_that_is_no_url_is_one_line_naming_it(tmp_path, capsys, url):
+    assert main(["download", "--dest", str(tmp_path / "new"), "--url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {url} is not a URL ("), err
+    assert err.count("\n") == 1 and "an https:// link" in err and not (tmp_path / "new").exists()
