@@ -14,8 +14,16 @@ from http_fixture import PayloadServer
 
 import nst.download
 import nst.weights
-from nst.sources import MIRROR_ENV, TEST_MD5_ENV, WEIGHTS_SOURCES
-from nst.weights import WEIGHTS_ENV
+from nst.sources import WEIGHTS_SOURCES
+
+# The variables by their documented names (README): NST_WEIGHTS, NST_WEIGHTS_URL, NST_PRETRAINED_DIR; and the tests'
+# switch that accepts the synthetic file's md5 as genuine.
+WEIGHTS_ENV, MIRROR_ENV, PRETRAINED_DIR_ENV, TEST_MD5_ENV = (
+    "NST_WEIGHTS",
+    "NST_WEIGHTS_URL",
+    "NST_PRETRAINED_DIR",
+    "NST_TEST_WEIGHTS_MD5",
+)
 
 
 def pytest_configure(config):
@@ -63,12 +71,12 @@ def weights_server(monkeypatch, tmp_path, files):
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     monkeypatch.setenv(MIRROR_ENV, server.url)
     monkeypatch.setenv(TEST_MD5_ENV, hashlib.md5(payload).hexdigest())
-    monkeypatch.setenv("NST_PRETRAINED_DIR", str(pretrained_dir))
+    monkeypatch.setenv(PRETRAINED_DIR_ENV, str(pretrained_dir))
     for name in ("no_proxy", "NO_PROXY"):  # a proxy set in the environment must not capture requests to 127.0.0.1
         monkeypatch.setenv(name, "127.0.0.1,localhost")
     for module in (nst.weights, nst.download):  # their defaults, in this process
         monkeypatch.setattr(module, "PRETRAINED_DIR", pretrained_dir)
-    monkeypatch.setattr(nst.download, "_first_use", {})  # each test's process starts without a fetch behind it
+    monkeypatch.setattr(nst.download, "_first_use", {}, raising=False)  # each test starts as a new process would
     try:
         yield WeightsServer(server, pretrained_dir)
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import synthetic_weights as sw
+from conftest import MIRROR_ENV
 from http_fixture import UNKNOWN_HOST_URL, closed_port_url, silent_port_url
 from test_batch import make_image, make_style
 from test_cli_failures import loud_environment, nst_cli, snapshot, the_one_error_line
@@ -22,9 +23,8 @@ from test_cli_failures import loud_environment, nst_cli, snapshot, the_one_error
 import nst.download
 import nst.headless
 from nst import cli, video_cli
-from nst.download import fetch_on_first_use
 from nst.images import save_image
-from nst.sources import MIRROR_ENV, WEIGHTS_SOURCES
+from nst.sources import WEIGHTS_SOURCES
 from nst.video_synthetic import moving_square_frames
 
 SMALL = ["-p", "max_side_px", "48", "-p", "iterations", "1", "-p", "save_every", "1"]
@@ -138,14 +138,14 @@ def test_a_dropped_download_keeps_its_part_names_it_and_the_next_run_resumes(wei
     monkeypatch.setattr(nst.download.time, "sleep", lambda seconds: None)  # no pauses between the tries
     server = weights_server.server
     server.faults = [("close", 100_000)] * 5  # each try ends at the same byte: no progress after the first
-    assert fetch_on_first_use() is None
+    assert nst.download.fetch_on_first_use() is None
     part = weights_server.fetched_path.with_name(weights_server.fetched_path.name + ".part")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(NOTE) and f"{part} is kept and the next run resumes it" in err
     assert files_in(weights_server.pretrained_dir) == [part.name] and part.stat().st_size == 100_000
     nst.download._first_use.clear()  # the next run is another process
     server.faults = []
-    assert fetch_on_first_use() == weights_server.fetched_path
+    assert nst.download.fetch_on_first_use() == weights_server.fetched_path
     assert server.range_headers[-1] == "bytes=100000-"
 
 
@@ -164,7 +164,7 @@ def test_a_silent_network_is_waited_for_once_and_briefly(weights_server, monkeyp
         monkeypatch.setenv(MIRROR_ENV, UNKNOWN_HOST_URL)
     start_s = time.monotonic()
     try:
-        assert fetch_on_first_use() is None
+        assert nst.download.fetch_on_first_use() is None
     finally:
         for sock in sockets:
             sock.close()
@@ -172,7 +172,7 @@ def test_a_silent_network_is_waited_for_once_and_briefly(weights_server, monkeyp
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(NOTE), err
     assert weights_server.requests <= 1 and files_in(weights_server.pretrained_dir) == []
-    assert fetch_on_first_use() is None and capsys.readouterr().err == "", "asked once per process"
+    assert nst.download.fetch_on_first_use() is None and capsys.readouterr().err == "", "asked once per process"
 
 
 # ---------------------------------------------------------------------------- a batch, a sweep and a video fetch once

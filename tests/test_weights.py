@@ -15,20 +15,14 @@ import numpy as np
 import pytest
 import scipy.io
 import synthetic_weights as sw
+from conftest import MIRROR_ENV, WEIGHTS_ENV
 from http_fixture import closed_port_url
 
+import nst.weights
 from nst.errors import WeightsFileError
-from nst.sources import MIRROR_ENV, WEIGHTS_SOURCES
+from nst.sources import WEIGHTS_SOURCES
 from nst.vgg19 import VGG19_CONV_NAMES, VGG_MEAN_RGB_255
-from nst.weights import (
-    WEIGHTS_ENV,
-    VGGWeights,
-    check_weights,
-    find_weights_files,
-    random_vgg19_weights,
-    read_vgg19_weights,
-    resolve_weights,
-)
+from nst.weights import VGGWeights, find_weights_files, random_vgg19_weights, read_vgg19_weights, resolve_weights
 
 CONV_NAMES = list(VGG19_CONV_NAMES)
 MAT_NAME = WEIGHTS_SOURCES["matconvnet"].filename
@@ -213,7 +207,7 @@ def test_random_never_touches_the_network(weights_server, monkeypatch, capsys, h
         monkeypatch.setenv(WEIGHTS_ENV, "random")
     found = resolve_weights("random" if how == "weights='random'" else None, ["conv1_1"], seed=3, verify_checksum=True)
     assert found.kind == "random" and "seed 3" in found.source and set(found.kernels) == {"conv1_1"}
-    assert check_weights(None if how == "NST_WEIGHTS=random" else "random") == "random"
+    assert nst.weights.check_weights(None if how == "NST_WEIGHTS=random" else "random") == "random"
     notice = capsys.readouterr().out
     assert "python nst_utils.py download" in notice and "not pretrained" in notice
     assert weights_server.requests == 0 and not weights_server.pretrained_dir.exists()
@@ -222,7 +216,7 @@ def test_random_never_touches_the_network(weights_server, monkeypatch, capsys, h
 def test_nst_weights_naming_no_file_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "nowhere.h5"))
     with pytest.raises(WeightsFileError, match=r"^NST_WEIGHTS=.*nowhere\.h5: no such file or folder; set it to random"):
-        check_weights(None)
+        nst.weights.check_weights(None)
 
 
 def test_a_file_with_the_published_name_is_picked_up(tmp_path, weights, capsys):
