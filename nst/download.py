@@ -323,15 +323,18 @@ class _Download:
             self.bar.close()
 
 
-def fetch_on_first_use(dest_dir: str | os.PathLike[str] | None = None) -> Path | None:
+def fetch_on_first_use(dest_dir: str | os.PathLike[str] | None = None, once_per_process: bool = True) -> Path | None:
     """Keras's VGG-19 fetched into `dest_dir` (default pretrained-model/) now, resuming a .part, from $NST_WEIGHTS_URL
     where set; None when it cannot be had, after one line on stderr that says why and how to fetch it later.
 
-    A server that does not answer is given FIRST_USE_TIMEOUT_S. Tried once per process and folder: the runs of a batch
-    wait for the network once. The progress bar goes to stdout, where a headless run shows its own."""
+    A server that does not answer is given FIRST_USE_TIMEOUT_S. `once_per_process`: what the first call gave is the
+    answer for the rest of the process (a command: the runs of a batch wait for the network once); without it every
+    call tries again (the notebook's model cell, run again once the network is back). The progress bar goes to
+    stdout, where a headless run shows its own."""
     dest_dir = Path(PRETRAINED_DIR if dest_dir is None else dest_dir).expanduser().absolute()
-    if dest_dir in _first_use and (_first_use[dest_dir] is None or _first_use[dest_dir].is_file()):
-        return _first_use[dest_dir]
+    earlier = _first_use.get(dest_dir, False)
+    if once_per_process and earlier is not False and (earlier is None or earlier.is_file()):
+        return earlier
     source = weights_source(FIRST_USE_KEY)
     size = f"{source.size_bytes / 1e6:.0f} MB" if source.size_bytes else "the file"
     _note(f"No VGG-19 weights in {dest_dir} yet: fetching Keras's ({size}) once, now (NST_WEIGHTS=random skips this).")

@@ -377,7 +377,7 @@ def resolve_weights(
     if found is None and setting is None:
         from nst.download import fetch_on_first_use
 
-        fetched = fetch_on_first_use(location)
+        fetched = fetch_on_first_use(location, once_per_process=False)  # run again, the cell tries again
         found = None if fetched is None else read(fetched)
     if found is not None:
         return found

@@ -50,6 +50,7 @@ class WeightsServer:
 
     def __init__(self, server: PayloadServer, pretrained_dir: Path):
         self.server = server
+        self.payload = server.payload  # the genuine bytes, whatever a test makes the server send
         self.pretrained_dir = pretrained_dir
         self.fetched_path = pretrained_dir / WEIGHTS_SOURCES["keras"].filename
 

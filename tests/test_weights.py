@@ -201,6 +201,14 @@ def test_none_offline_goes_on_with_random_features_and_says_why(weights_server, 
     assert not weights_server.pretrained_dir.exists(), "no folder is left by a download that never started"
 
 
+def test_none_offline_tries_again_on_the_next_model(weights_server, capsys):
+    weights_server.server.payload, weights_server.server.content_type = b"<html>proxy</html>", "text/html"
+    assert resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=True).kind == "random"
+    weights_server.server.payload, weights_server.server.content_type = weights_server.payload, "application/x-hdf5"
+    assert resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=True).kind == "keras-h5", "the cell run again"
+    assert weights_server.requests == 2 and capsys.readouterr().err.count("note: ") == 1
+
+
 @pytest.mark.parametrize("how", ["weights='random'", "NST_WEIGHTS=random"])
 def test_random_never_touches_the_network(weights_server, monkeypatch, capsys, how):
     if how == "NST_WEIGHTS=random":
