@@ -151,6 +151,7 @@ def run_stylise(content: Path, style: Path, work: Path, max_side_px: int = 400, 
     for name, value in {**RANDOM, **parameters}.items():
         command += ["-p", name, repr(value)]
     env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), "TF_CPP_MIN_LOG_LEVEL": "2", "NST_LIVE_VIEW": "0"}
+    env["NST_WEIGHTS"] = "random"  # random features, as the reference: no download, the same compute everywhere
     for name in ("NST_MAX_SIDE_PX", "NST_ITERATIONS"):  # the benchmark sets sizes and iterations itself
         env.pop(name, None)
     wall_s, rss, _ = run_watched(command, env)

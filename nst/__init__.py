@@ -2,8 +2,9 @@
 
 paths, errors       where things are; the one-line errors a user can fix
 vgg19               VGG-19's layer names and mean pixel (no TensorFlow)
-sources, download   the published weights files; the resumable, verified downloader (no TensorFlow)
-weights             reading the Keras .h5 and both MatConvNet .mat releases, and random features (no TensorFlow)
+sources, download   the published weights files; the resumable, verified downloader; the fetch on first use (no TF)
+weights             reading and checking the Keras .h5 and both MatConvNet .mat releases, random features, and which
+                    weights a run uses (weights=None: pretrained-model/'s file, fetched on first use) (no TensorFlow)
 model_options       the precisions, poolings and optimisers a run may choose (no TensorFlow)
 model               load_vgg_model: the frozen feature extractor, in fp32 or bf16
 frozen_conv         its conv + ReLU layer, whose backward pass differentiates the image alone (less memory)

@@ -13,7 +13,7 @@ from nst import batch, video_cli
 from nst.cli_options import add_run_options
 from nst.errors import NSTError
 from nst.paths import PRETRAINED_DIR, SAMPLE_CONTENT_PATH
-from nst.sources import WEIGHTS_SOURCES
+from nst.sources import MIRROR_ENV, WEIGHTS_SOURCES
 
 DESCRIPTION = "Neural style transfer: fetch VGG-19 weights, or stylise a photo headless."
 
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     download.add_argument(
         "--dest", type=Path, default=PRETRAINED_DIR, help="folder to save into (default: pretrained-model/)"
     )
-    download.add_argument("--url", help="download from this URL instead (a mirror); the checksum is still checked")
+    download.add_argument(
+        "--url",
+        help=f"download from this URL instead (a mirror; keras: default ${MIRROR_ENV}); the checksum is still checked",
+    )
     download.set_defaults(run=_download_command)
 
     stylise_parser = commands.add_parser(
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_run_options(stylise_parser, "the notebook", "-p iterations 40 -p max_side_px 512")
     batch.add_arguments(stylise_parser)
-    stylise_parser.set_defaults(run=batch.stylise_command)
+    stylise_parser.set_defaults(run=_stylise_command)
 
     video_parser = commands.add_parser(
         "video",
@@ -73,6 +76,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130 if type(err).__name__ == "Interrupted" else 1
     except KeyboardInterrupt:
         return 130
+
+
+def _stylise_command(args: argparse.Namespace) -> int:
+    """`stylise`: the weights files its runs would read are checked first, in one line each (a batch makes its folder
+    before its runs start); then nst.batch runs the image, the folder, the sweep or the Dask batch."""
+    from nst.grid import parse_sweep
+    from nst.settings import parse_setting
+    from nst.weights import check_weights
+
+    swept = [parse_sweep(text) for text in args.sweep if text.partition("=")[0].strip() == "weights"]
+    given = [parse_setting(name, text) for name, text in args.parameter if name == "weights"][-1:]
+    given = given or ([] if swept else [None])
+    for weights in dict.fromkeys([*given, *(value for sweep in swept for value in sweep.values)]):
+        check_weights(weights)
+    return batch.stylise_command(args)
 
 
 def _download_command(args: argparse.Namespace) -> int:

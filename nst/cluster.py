@@ -7,7 +7,12 @@ would take the worker's own log with it. One run already uses every core, so sta
 Where a run folder goes: a worker that sees the batch folder (shared storage: its batch.json holds this batch's id)
 writes it there directly; any other worker writes to a scratch folder and sends the folder's files back, and this
 process writes them into the batch folder. The two images travel with the task, so workers need not see them; other
-files that settings name (weights, style_images) must exist on the workers.
+files that settings name (style_images) must exist on the workers.
+
+The weights: this process checks them and, with weights=None and no file in pretrained-model/, fetches Keras's once,
+before any task is sent (offline: random features for every run, said in one line). The file goes to the cluster
+once (distributed's scatter) and reaches each worker at most once, never with every task; a worker that has the very
+same file (shared storage) reads it there, any other writes it once into its temporary folder.
 
 A lost worker: the scheduler gives its task to another worker, up to distributed.scheduler.allowed-failures times
 (Dask's default: 3); then the run is reported failed (KilledWorker), never dropped. A task that raises (a problem of
@@ -20,6 +25,7 @@ and kills its worker with os._exit(1), so that a test sees a worker lost mid-tas
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import os
@@ -71,20 +77,41 @@ def run_on_cluster(
     import distributed
 
     futures = {}
+    shipped = _weights_for_workers(client, specs)  # before any task: fetched once, here, on first use
     try:
         for spec in specs:
+            weights, weights_md5, weights_data = shipped[spec.parameters.get("weights")]
+            task_spec = dataclasses.replace(spec, parameters={**spec.parameters, "weights": weights})
             try:
-                payload = _payload(spec, batch_dir, batch_id)
+                payload = {**_payload(task_spec, batch_dir, batch_id), "weights_md5": weights_md5}
             except OSError as err:
                 record(RunResult(spec, "failed", error=f"cannot read {err.filename} ({err.strerror or err})"))
                 continue
             key = f"stylise-{spec.key.replace('/', '-')}-{uuid.uuid4().hex[:8]}"
-            futures[client.submit(run_task, payload, key=key, pure=False, retries=TASK_RETRIES)] = spec
+            task = client.submit(run_task, payload, weights_data, key=key, pure=False, retries=TASK_RETRIES)
+            futures[task] = spec
         for future in distributed.as_completed(list(futures)):
             record(_result(distributed, future, futures[future], batch_dir))
     except KeyboardInterrupt:
         client.cancel(list(futures))
         raise
+
+
+def _weights_for_workers(client, specs: Sequence[RunSpec]) -> dict:
+    """Each weights setting of `specs` -> (what its kernels read: a checked file's path or "random", the file's md5,
+    a Dask future of the file's bytes); md5 and future are None where there is no file to send."""
+    from nst.sources import file_digests
+    from nst.weights import check_weights, weights_for_kernel
+
+    shipped = {}
+    for setting in dict.fromkeys(spec.parameters.get("weights") for spec in specs):
+        weights = weights_for_kernel(check_weights(setting))
+        if weights != "random" and Path(weights).is_file():
+            data = client.scatter(Path(weights).read_bytes(), hash=False)  # to one worker; the others copy it once
+            shipped[setting] = (weights, file_digests(weights)[0], data)
+        else:  # random features, or a folder without a weights file (its kernel says so)
+            shipped[setting] = (weights, None, None)
+    return shipped
 
 
 def _warn_about_threads(client) -> None:
@@ -152,16 +179,23 @@ def store_run_folder(slot_dir: Path, name: str, files: dict[str, bytes]) -> Path
     return run_dir
 
 
-def run_task(payload: dict) -> dict:
-    """The task, on a worker: one run in a new process; returns its RunResult record (and, copied, its files)."""
+def run_task(payload: dict, weights_data: bytes | None = None) -> dict:
+    """The task, on a worker: one run in a new process; returns its RunResult record (and, copied, its files).
+
+    `weights_data`: the bytes of the weights file the spec names, where it names one (Dask brings them to this worker
+    once)."""
     _kill_once_for_tests()
     spec = RunSpec.from_record(payload["spec"])
     batch_dir = Path(payload["batch_dir"])
     shared = _sees_batch(batch_dir, payload["batch_id"])
+    parameters = dict(spec.parameters)
+    if payload.get("weights_md5"):
+        parameters["weights"] = _local_weights(parameters["weights"], payload["weights_md5"], weights_data)
     with tempfile.TemporaryDirectory(prefix="nst-task-") as scratch:
         content_path = _local_copy(spec.content_path, payload["content_bytes"], Path(scratch, "content"))
         style_path = _local_copy(spec.style_path, payload["style_bytes"], Path(scratch, "style"))
-        spec = RunSpec.from_record({**spec.as_record(), "content_path": content_path, "style_path": style_path})
+        record = {**spec.as_record(), "content_path": content_path, "style_path": style_path, "parameters": parameters}
+        spec = RunSpec.from_record(record)
         slot_dir = batch_dir / spec.key if shared else Path(scratch, "runs")
         task_record = _run_in_new_process(spec, slot_dir)
         if not shared and task_record.get("run_dir"):
@@ -201,6 +235,23 @@ def _local_copy(path: str, data: bytes, scratch_dir: Path) -> str:
     copy_path = scratch_dir / Path(path).name
     copy_path.write_bytes(data)
     return str(copy_path)
+
+
+def _local_weights(path: str, md5: str, data: bytes) -> str:
+    """`path` if this machine has that very file (shared storage); else `data` written, once per machine, into its
+    temporary folder under the file's own name (so the reader checks its published checksum as anywhere else)."""
+    from nst.sources import file_digests
+
+    cached = Path(tempfile.gettempdir(), "nst-weights", md5, Path(path).name)
+    for candidate in (Path(path), cached):
+        try:
+            if file_digests(candidate)[0] == md5:
+                return str(candidate)
+        except OSError:
+            continue
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(cached, lambda file: file.write(data))
+    return str(cached)
 
 
 def _run_in_new_process(spec: RunSpec, slot_dir: Path) -> dict:

@@ -10,7 +10,13 @@ class WeightsFileError(NSTError, ValueError):
 
 
 class DownloadError(NSTError):
-    """A weights download that failed or fetched the wrong bytes."""
+    """A weights download that failed or fetched the wrong bytes: `reason` says why in a few words (for a notice
+    that goes on without the file), `kept_path` is the partial download kept for the next try, if any."""
+
+    def __init__(self, message: str, reason: str | None = None, kept_path=None):
+        super().__init__(message)
+        self.reason = reason or message
+        self.kept_path = kept_path
 
 
 class ImageFileError(NSTError, ValueError):

@@ -1,7 +1,9 @@
 """Headless runs (make run): the notebook executed by papermill into a new run folder, with one clean line on error.
 
-No TensorFlow in this process: the settings, the images and the memory are checked here before a kernel starts, so
-a refused run makes no folder; TensorFlow's start-up lines and the kernel's log go to kernel.log in the run folder.
+No TensorFlow in this process: the settings, the images, the memory and the weights file are checked here before a
+kernel starts, so a refused run makes no folder; with weights=None and no file in pretrained-model/, Keras's is fetched
+here too, after every check (offline: random features, said in one line). TensorFlow's start-up lines and the
+kernel's log go to kernel.log in the run folder.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from nst.images import (
 )
 from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes, fitting_advice
 from nst.paths import NOTEBOOK_PATH, OUTPUT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
-from nst.run_folder import make_run_dir
+from nst.run_folder import check_writable_dir, make_run_dir
 from nst.settings import Settings, field_names
+from nst.weights import check_weights, weights_for_kernel
 
 KERNEL_LOG_NAME = "kernel.log"
 # Errors whose message is already the one line a user needs: shown without their class name.
@@ -69,8 +72,6 @@ def stylise(
     if settings.style_images:  # absolute paths, since the kernel runs in notebooks/
         absolute = tuple((str(Path(path).expanduser().absolute()), w) for path, w in settings.style_images)
         settings = dataclasses.replace(settings, style_images=absolute)
-    if settings.weights not in (None, "random"):  # "random": the labelled random-feature VGG-19
-        settings = dataclasses.replace(settings, weights=str(Path(settings.weights).expanduser().absolute()))
     # From the headers, before decoding anything: the run's memory first
     height_px, width_px = image_size_for(content_path, settings.max_side_px)
     style_sizes_px = [style_size_for(path, settings.max_side_px, settings.style_scale) for path, _ in settings.styles]
@@ -87,15 +88,18 @@ def stylise(
     for path, _ in settings.styles:
         load_style_image(path, settings.max_side_px, settings.style_scale)
         notes.append(style_upsampling_note(path, settings.max_side_px, settings.style_scale))
-    if settings.weights not in (None, "random") and not Path(settings.weights).expanduser().exists():
-        raise NSTError(
-            f"weights={settings.weights}: no such file or folder; pass a VGG-19 .h5 or .mat file, 'random', or None"
-        )
+    checked_weights = check_weights(settings.weights)  # a file that is no weights file: one line, and no folder
+    check_writable_dir(output_root)  # the last check: a run refused never waits for the network
+    weights = weights_for_kernel(checked_weights)  # a checked file, or "random"; fetched here on first use
     run_dir = make_run_dir(output_root, label=f"{content_path.stem}+{style_path.stem}")
     plain = settings.asdict()  # tuples as lists: papermill would write a tuple as a string
     papermill_parameters = {name: plain[name] for name in parameters}
     papermill_parameters.update(
-        content_path=str(content_path), style_path=str(style_path), run_dir=str(run_dir), live_view=False
+        content_path=str(content_path),
+        style_path=str(style_path),
+        run_dir=str(run_dir),
+        live_view=False,
+        weights=weights,  # the kernel reads what was checked (and fetched) here, and never fetches
     )
     for note in filter(None, notes):
         print(note)

@@ -69,7 +69,7 @@ class Settings(SettingsMethods):
     preserve_colours: str | None = None  # None, "luminance" (keep the photo's colours) or "histogram"
     seed: int = 0  # seeds the initial noise
     save_every: int = 5  # iterations between snapshots written to the run folder
-    weights: str | None = None  # a VGG-19 weights file; None: the one in pretrained-model/, else random features
+    weights: str | None = None  # a VGG-19 weights file, "random", or None: pretrained-model/'s, fetched on first use
     pooling: str = "avg"  # "avg" (Gatys et al.) or "max"
     output_root: str = str(OUTPUT_DIR)  # each run gets a new folder here
     run_dir: str | None = None  # None: a new folder under output_root

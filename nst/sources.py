@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
+
+from nst.errors import DownloadError
+
+MIRROR_ENV = "NST_WEIGHTS_URL"  # a mirror of Keras's file (the one fetched on first use), for users behind a firewall
+# Tests only: one more md5 to accept as genuine, so that a synthetic file served on 127.0.0.1 passes as Keras's.
+TEST_MD5_ENV = "NST_TEST_WEIGHTS_MD5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +46,19 @@ WEIGHTS_SOURCES = {
         size_bytes=534_904_783,
     ),
 }
+
+
+def weights_source(key: str) -> WeightsSource:
+    """The WEIGHTS_SOURCES entry for `key`, with $NST_WEIGHTS_URL as Keras's URL where it is set (and the tests'
+    extra md5); DownloadError listing the known keys for an unknown one."""
+    if key not in WEIGHTS_SOURCES:
+        raise DownloadError(f"unknown weights {key!r}: choose one of {', '.join(WEIGHTS_SOURCES)}.")
+    source = WEIGHTS_SOURCES[key]
+    mirror = os.environ.get(MIRROR_ENV, "").strip() if key == "keras" else ""
+    test_md5 = os.environ.get(TEST_MD5_ENV, "").strip().lower()
+    return dataclasses.replace(
+        source, url=mirror or source.url, md5s=(*source.md5s, test_md5) if test_md5 else source.md5s
+    )
 
 
 # (resolved path, size, mtime_ns) -> (md5, sha256): hash a 500 MB file once per session, again only if it changes.

@@ -1,7 +1,8 @@
 """`python nst_utils.py video`: notebook 02 executed headless on a clip. No TensorFlow in this process.
 
-The settings, the style image, the clip and the memory are checked here before a kernel starts, so a refused run
-makes no folder. The kernel writes frames/, metrics.csv, params.json, out.mp4 and preview.gif into the run folder.
+The settings, the weights file, the style image, the clip and the memory are checked here before a kernel starts, so
+a refused run makes no folder; then, with weights=None and no file in pretrained-model/, Keras's is fetched here.
+The kernel writes frames/, metrics.csv, params.json, out.mp4 and preview.gif into the run folder.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     from nst.headless import execute_notebook
     from nst.images import load_style_image, style_size_for
     from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes
-    from nst.run_folder import make_run_dir
+    from nst.run_folder import check_writable_dir, make_run_dir
     from nst.video_io import check_clip_memory, probe_clip
     from nst.video_settings import VIDEO_NOTEBOOK_PATH, VideoSettings
+    from nst.weights import check_weights, weights_for_kernel
 
     taken = sorted(set(parameters) & set(_SET_BY_THE_COMMAND))
     if taken:
@@ -64,8 +66,7 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     input_path, style_path = (Path(p).expanduser().absolute() for p in (input_path, style_path))
     output_root = Path(output_root).expanduser().absolute()  # the kernel runs in notebooks/: no relative paths
     settings = VideoSettings(input_path=str(input_path), style_path=str(style_path), **parameters)
-    if settings.weights is not None and not Path(settings.weights).expanduser().exists():
-        raise NSTError(f"weights={settings.weights}: no such file; pass a VGG-19 .h5 or .mat file, or None")
+    checked_weights = check_weights(settings.weights)  # a file that is no weights file: one line, and no folder
     load_style_image(style_path, settings.max_side_px)  # one line now, not after a kernel has started
     if resume_dir is not None:
         resume_dir = _resumable(Path(resume_dir).expanduser().absolute(), settings)
@@ -79,6 +80,9 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     )
     check_memory(**memory)
     check_clip_memory(clip, estimate_memory_bytes(**memory), available_memory_bytes())
+    if resume_dir is None:
+        check_writable_dir(output_root)  # the last check: a run refused never waits for the network
+    weights = weights_for_kernel(checked_weights)  # a checked file, or "random"; fetched here on first use
     run_dir = resume_dir or make_run_dir(output_root, label=f"{input_path.stem}+{style_path.stem}")
     # Every setting, not only those given: the kernel runs exactly the settings checked here (and that --resume
     # compares), whatever defaults its parameters cell takes from the environment.
@@ -89,6 +93,7 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
         run_dir=str(run_dir),
         resume=resume_dir is not None,
         live_view=False,
+        weights=weights,  # the kernel reads what was checked (and fetched) here, and never fetches
     )
     verb = "Resuming" if resume_dir is not None else "Stylising"
     frames = f"{clip.n_frames} frame{'s' if clip.n_frames != 1 else ''}"

@@ -1,11 +1,14 @@
-"""Reading VGG-19 weights: Keras's .h5 and both MatConvNet .mat releases, by field name, and random features.
+"""Reading VGG-19 weights: Keras's .h5 and both MatConvNet .mat releases, by field name, and random features;
+which weights a run uses (weights=None: the file in pretrained-model/, else Keras's fetched on first use).
 
-No TensorFlow here: the readers return numpy arrays, and nst.model builds the network from them.
+No TensorFlow here: the readers return numpy arrays, and nst.model builds the network from them. check_weights
+does the readers' checks without reading the filters, so a command refuses a bad file before a kernel starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,11 +18,12 @@ import numpy as np
 import scipy.io
 
 from nst.errors import WeightsFileError, one_line
-from nst.paths import PRETRAINED_DIR
-from nst.sources import WEIGHTS_SOURCES, checksum_problem
+from nst.paths import PRETRAINED_DIR, path_kind
+from nst.sources import WEIGHTS_SOURCES, checksum_problem, weights_source
 from nst.vgg19 import VGG19_BLOCKS, VGG19_CONV_NAMES, VGG_MEAN_RGB_255
 
 _FETCH_HINT = "get the real weights with `python nst_utils.py download` (or `make weights`)"
+WEIGHTS_ENV = "NST_WEIGHTS"  # what weights=None means instead: "random" (tests, CI, offline) or a weights file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +39,7 @@ class VGGWeights:
 
 def _verify_published_checksum(path: Path) -> None:
     """Raise WeightsFileError if `path` has a published file's name but is not a genuine copy of that file."""
-    for source in WEIGHTS_SOURCES.values():
+    for source in map(weights_source, WEIGHTS_SOURCES):
         if path.name != source.filename:
             continue
         problem = checksum_problem(path, source)
@@ -145,8 +149,8 @@ def _h5_str(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _keras_h5_weights(file: h5py.File, path: Path, conv_names: Sequence[str]) -> VGGWeights:
-    """Conv filters from an open Keras VGG-19 weights file, conv1_1 flipped from BGR to RGB."""
+def _keras_h5_datasets(file: h5py.File, path: Path) -> dict[str, tuple[h5py.Dataset, h5py.Dataset]]:
+    """conv name -> (kernel, bias) datasets of an open Keras VGG-19 weights file, checked without reading them."""
     if "layer_names" not in file.attrs:
         raise WeightsFileError(
             f"{path}: no root attribute 'layer_names', so not a Keras VGG-19 weights file (Keras 3 `.weights.h5` "
@@ -165,9 +169,19 @@ def _keras_h5_weights(file: h5py.File, path: Path, conv_names: Sequence[str]) ->
         bias = next((w for w in weights if w.ndim == 1), None)  # blockX_convY_b_1:0, (out,)
         if kernel is None or bias is None:
             raise WeightsFileError(f"{path}: layer {keras_name} lacks a 4-D kernel and a 1-D bias; {_FETCH_HINT}")
+        if kernel.dtype.kind != "f" or bias.dtype.kind != "f":
+            raise WeightsFileError(
+                f"{path}: layer {keras_name} holds {kernel.dtype} and {bias.dtype} values, not floating-point "
+                f"filters; the file is corrupt or not VGG-19: {_FETCH_HINT}"
+            )
         shapes[name], datasets[name] = (kernel.shape, bias.shape), (kernel, bias)
     found = ", ".join(layer_names[:3]) + (", ..." if len(layer_names) > 3 else "")
     _check_vgg19_convs(path, shapes, found=f"{len(layer_names)} layers: {found}")
+    return datasets
+
+
+def _keras_h5_weights(datasets: dict, path: Path, conv_names: Sequence[str]) -> VGGWeights:
+    """Conv filters from the datasets of a Keras VGG-19 weights file, conv1_1 flipped from BGR to RGB."""
     kernels = {name: np.asarray(datasets[name][0], np.float32) for name in conv_names}
     if "conv1_1" in kernels:
         # Keras's VGG expects BGR input; reversing conv1_1's input channels makes it the same RGB network as the .mat.
@@ -181,11 +195,13 @@ def _keras_h5_weights(file: h5py.File, path: Path, conv_names: Sequence[str]) ->
     )
 
 
-def _read_keras_h5(path: Path, conv_names: Sequence[str]) -> VGGWeights:
-    """Conv filters from Keras's vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, conv1_1 flipped to RGB."""
+def _read_keras_h5(path: Path, conv_names: Sequence[str] | None) -> VGGWeights | None:
+    """Conv filters from Keras's vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5, conv1_1 flipped to RGB; with
+    `conv_names` None the file is only checked (its structure and shapes, no filter read) and None returned."""
     try:
         with h5py.File(path, "r") as file:
-            return _keras_h5_weights(file, path, conv_names)
+            datasets = _keras_h5_datasets(file, path)
+            return None if conv_names is None else _keras_h5_weights(datasets, path, conv_names)
     except WeightsFileError:
         raise
     except Exception as exc:  # any HDF5 failure means a truncated or foreign file
@@ -205,8 +221,32 @@ def read_vgg19_weights(
     """
     path = Path(path)
     conv_names = VGG19_CONV_NAMES if conv_names is None else tuple(conv_names)
-    if not path.is_file():
-        what = "is a directory, not a weights file" if path.is_dir() else "no such file"
+    suffix = _check_before_parsing(path, verify_checksum)
+    reader = _read_matconvnet if suffix == ".mat" else _read_keras_h5
+    return reader(path, conv_names)
+
+
+def check_weights_file(path: Path | str, verify_checksum: bool = True) -> Path:
+    """Every check read_vgg19_weights makes, without reading the filters where the format allows (TensorFlow is not
+    needed either): WeightsFileError in one line for a file that is no VGG-19 weights file; else the absolute path.
+
+    A Keras .h5 is checked from its structure and shapes; a .mat that is not a verified published copy is read
+    (its structure cannot be seen without parsing it all), a verified one is taken as it is."""
+    path = Path(path).expanduser().absolute()
+    suffix = _check_before_parsing(path, verify_checksum)
+    if suffix != ".mat":
+        _read_keras_h5(path, None)
+    elif not (verify_checksum and any(path.name == source.filename for source in WEIGHTS_SOURCES.values())):
+        _read_matconvnet(path, ())
+    return path
+
+
+def _check_before_parsing(path: Path, verify_checksum: bool) -> str:
+    """The file's suffix, after the checks that need no parser: a regular file of a weights type, not empty, not a
+    web page, and, with a published name and `verify_checksum`, the published bytes."""
+    kind = path_kind(path)
+    if kind != "a file":
+        what = {None: "no such file", "a folder": "is a directory, not a weights file"}.get(kind, f"is {kind}")
         raise WeightsFileError(f"{path}: {what}; {_FETCH_HINT}")
     suffix = path.suffix.lower()
     if suffix not in (".h5", ".hdf5", ".mat"):
@@ -218,11 +258,14 @@ def read_vgg19_weights(
         else:
             fix = f"pass a Keras .h5 or MatConvNet .mat VGG-19 file, or {_FETCH_HINT}"
         raise WeightsFileError(f"{path}: unknown weights file type '{path.suffix}'; {fix}")
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            head = file.read(256).lstrip()
+    except OSError as err:
+        raise WeightsFileError(f"{path}: cannot be read ({err.strerror or err}); check its permissions") from None
     if size == 0:
         raise WeightsFileError(f"{path}: the file is empty (0 bytes); delete it and {_FETCH_HINT}")
-    with path.open("rb") as file:
-        head = file.read(256).lstrip()
     if head.startswith(b"<"):  # <!DOCTYPE html>, <html>, <?xml: never a .mat or HDF5 header
         raise WeightsFileError(
             f"{path}: is a web page (HTML/XML, {size:,} bytes), not weights: the server sent an error or login page; "
@@ -230,8 +273,7 @@ def read_vgg19_weights(
         )
     if verify_checksum:
         _verify_published_checksum(path)
-    reader = _read_matconvnet if suffix == ".mat" else _read_keras_h5
-    return reader(path, conv_names)
+    return suffix
 
 
 def random_vgg19_weights(seed: int = 0, conv_names: Sequence[str] | None = None) -> VGGWeights:
@@ -258,16 +300,18 @@ def random_vgg19_weights(seed: int = 0, conv_names: Sequence[str] | None = None)
 
 
 def find_weights_files(directory: Path | str | None = None) -> list[Path]:
-    """The published VGG-19 weights files present in `directory` (default pretrained-model/): Keras .h5 first."""
+    """The published VGG-19 weights files present in `directory` (default pretrained-model/): Keras .h5 first.
+
+    Anything under a published name counts, a folder or a dangling link too: the reader then says what is wrong."""
     directory = Path(PRETRAINED_DIR if directory is None else directory)
     candidates = [directory / source.filename for source in WEIGHTS_SOURCES.values()]  # dict order: keras, matconvnet
-    return [path for path in candidates if path.is_file()]
+    return [path for path in candidates if path_kind(path) is not None]
 
 
 def _random_weights_notice(directory: Path | None, seed: int) -> str:
     """Two lines telling the user the model is not pretrained, and how to fix that."""
-    where = "as asked" if directory is None else f"because {directory} holds no VGG-19 weights file"
-    first = f"Note: using random-feature VGG-19 filters (seed {seed}) {where}; style transfer will look weaker."
+    where = ", not pretrained ones" if directory is None else f" because {directory} holds no VGG-19 weights file"
+    first = f"Note: using random-feature VGG-19 filters (seed {seed}){where}; style transfer will look weaker."
     hints = []
     if directory is not None and directory.is_dir():
         for path in sorted(directory.iterdir()):
@@ -280,22 +324,25 @@ def _random_weights_notice(directory: Path | None, seed: int) -> str:
     return f"{first}\n{fix} the real weights with `python nst_utils.py download` (or `make weights`)."
 
 
-def resolve_weights(
-    weights: Path | str | VGGWeights | None, conv_names: Sequence[str], seed: int, verify_checksum: bool
-) -> VGGWeights:
-    """VGGWeights for `weights`: already read, "random", a file, or a directory to search (None: pretrained-model/)."""
-    if isinstance(weights, VGGWeights):
+def weights_setting(weights):
+    """`weights`, where None is read from $NST_WEIGHTS if set: "random", or the path of a weights file or folder."""
+    if weights is not None:
         return weights
-    if isinstance(weights, str) and weights == "random":
-        print(_random_weights_notice(None, seed))
-        return random_vgg19_weights(seed, conv_names)
-    location = Path(PRETRAINED_DIR if weights is None else weights)
-    if not location.is_dir():
-        return read_vgg19_weights(location, verify_checksum, conv_names)
+    value = os.environ.get(WEIGHTS_ENV, "").strip()
+    if value and value != "random" and path_kind(Path(value).expanduser()) is None:
+        raise WeightsFileError(
+            f"{WEIGHTS_ENV}={value}: no such file or folder; set it to random or to a VGG-19 weights file, or unset it"
+        )
+    return value or None
+
+
+def _first_usable(folder: Path, use):
+    """use(path) for the first published weights file in `folder` that it accepts (bad ones before it are reported on
+    stdout); None if `folder` holds none; the first one's WeightsFileError if every one is bad."""
     errors: list[WeightsFileError] = []
-    for path in find_weights_files(location):
+    for path in find_weights_files(folder):
         try:
-            found = read_vgg19_weights(path, verify_checksum, conv_names)
+            found = use(path)
         except WeightsFileError as exc:  # try the next published file; report this one if none works
             errors.append(exc)
             continue
@@ -304,5 +351,67 @@ def resolve_weights(
         return found
     if errors:  # a broken download must be fixed, not silently replaced by random filters
         raise errors[0]
+    return None
+
+
+def resolve_weights(
+    weights: Path | str | VGGWeights | None, conv_names: Sequence[str], seed: int, verify_checksum: bool
+) -> VGGWeights:
+    """VGGWeights for `weights`: already read, "random", a file, a directory to search, or None: $NST_WEIGHTS if set,
+    else the file in pretrained-model/, else Keras's fetched there now (random features, said in one line on stderr,
+    when it cannot be)."""
+    if isinstance(weights, VGGWeights):
+        return weights
+    setting = weights_setting(weights)
+    if isinstance(setting, str) and setting == "random":
+        print(_random_weights_notice(None, seed))
+        return random_vgg19_weights(seed, conv_names)
+
+    def read(path: Path) -> VGGWeights:
+        return read_vgg19_weights(path, verify_checksum, conv_names)
+
+    location = Path(PRETRAINED_DIR if setting is None else setting).expanduser()
+    if setting is not None and not location.is_dir():
+        return read(location)
+    found = _first_usable(location, read)
+    if found is None and setting is None:
+        from nst.download import fetch_on_first_use
+
+        fetched = fetch_on_first_use(location, once_per_process=False)  # run again, the cell tries again
+        found = None if fetched is None else read(fetched)
+    if found is not None:
+        return found
     print(_random_weights_notice(location, seed))
     return random_vgg19_weights(seed, conv_names)
+
+
+def check_weights(weights) -> str | None:
+    """A run's `weights` setting checked before its kernel starts, without the network or TensorFlow: WeightsFileError
+    in one line for a file that is no weights file. Returns what the kernel is to get: "random", or an absolute path (a
+    checked file, or a folder without one); None when Keras's file is to be fetched first (weights_for_kernel)."""
+    setting = weights_setting(weights)
+    if isinstance(setting, str) and setting == "random":
+        return "random"
+    if setting is None:
+        found = _first_usable(PRETRAINED_DIR, check_weights_file)
+        return None if found is None else str(found)
+    location = Path(setting).expanduser().absolute()
+    if path_kind(location) is None:
+        raise WeightsFileError(
+            f"weights={setting}: no such file or folder; pass a VGG-19 .h5 or .mat file, a folder holding one, "
+            "'random', or None"
+        )
+    if not location.is_dir():
+        return str(check_weights_file(location))
+    return str(_first_usable(location, check_weights_file) or location)
+
+
+def weights_for_kernel(checked: str | None) -> str:
+    """What check_weights returned; for None, Keras's file fetched into pretrained-model/ now: its path, or "random"
+    after one line on stderr that says why (offline, a proxy's page, a wrong checksum) and how to fetch it later."""
+    if checked is not None:
+        return checked
+    from nst.download import fetch_on_first_use
+
+    fetched = fetch_on_first_use(PRETRAINED_DIR)
+    return "random" if fetched is None else str(fetched)

@@ -26,6 +26,7 @@ class PayloadServer(ThreadingHTTPServer):
         self.range_headers: list[str | None] = []  # the Range header of every request, None where absent
         self.handler_errors: list[BaseException] = []  # unexpected errors in the handler (not client hang-ups)
         self.release = threading.Event()  # set at teardown to end stalls
+        self.stall_s = 10.0  # how long a stall lasts at most (then the connection is closed)
 
     @property
     def url(self) -> str:
@@ -67,7 +68,7 @@ class _PayloadHandler(BaseHTTPRequestHandler):
         self.wfile.write(body[start : max(start, at)])
         self.wfile.flush()
         if fault == "stall":
-            server.release.wait(timeout=10)
+            server.release.wait(timeout=server.stall_s)
         if fault == "reset":  # SO_LINGER 0: close() sends RST, the client sees ECONNRESET
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
@@ -82,3 +83,15 @@ def closed_port_url() -> tuple[socket.socket, str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     return sock, f"http://127.0.0.1:{sock.getsockname()[1]}/weights.bin"
+
+
+def silent_port_url() -> tuple[socket.socket, str]:
+    """A URL on 127.0.0.1 whose server takes the connection and never answers: a listening socket that never accepts
+    (the system completes the handshake for it). Close it after the test."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}/weights.bin"
+
+
+UNKNOWN_HOST_URL = "http://vgg19-weights.invalid/weights.h5"  # .invalid is reserved: no such host, anywhere

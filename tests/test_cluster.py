@@ -4,6 +4,7 @@ The slow tests start a LocalCluster of two worker processes on 127.0.0.1 themsel
 """
 
 import csv
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -169,3 +170,51 @@ def test_a_run_whose_workers_keep_dying_is_reported_failed(tmp_path, monkeypatch
     assert errors[-1].startswith("error: 1 of 1 runs failed")
     (row,) = csv.DictReader((tmp_path / "b" / "batch.csv").open())
     assert row["status"] == "failed" and row["error"].startswith("lost:")
+
+
+# ---------------------------------------------------------------------------- the weights: fetched once, sent once
+
+
+def test_a_worker_without_the_weights_file_writes_it_once_from_the_client(tmp_path, monkeypatch, files):
+    """The task gets the file's bytes (Dask brings them to the worker once) and a path this worker may not have."""
+    (tmp_path / "worker-tmp").mkdir()
+    monkeypatch.setattr(cluster.tempfile, "tempdir", str(tmp_path / "worker-tmp"))  # this "worker's" temporary folder
+    data = files["h5"].read_bytes()
+    md5 = hashlib.md5(data).hexdigest()
+    seen = []
+    monkeypatch.setattr(cluster, "_run_in_new_process", lambda spec, slot_dir: seen.append(spec) or {"status": "done"})
+    spec = a_spec(tmp_path)
+    elsewhere = "/on/the/client/pretrained-model/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    payload = cluster._payload(spec, tmp_path / "batch", "the-batch-id")
+    payload["spec"]["parameters"]["weights"] = elsewhere
+    for _ in range(2):
+        cluster.run_task({**payload, "weights_md5": md5}, data)
+    cached = Path(seen[0].parameters["weights"])
+    assert cached.name == Path(elsewhere).name and cached.is_relative_to(tmp_path / "worker-tmp")
+    assert cached.read_bytes() == data and seen[1].parameters["weights"] == str(cached)
+    first_write = cached.stat().st_mtime_ns
+    cluster.run_task({**payload, "weights_md5": md5}, data)
+    assert cached.stat().st_mtime_ns == first_write, "written once per machine, not once per task"
+    payload["spec"]["parameters"]["weights"] = str(files["h5"])  # shared storage: the very same file is here
+    cluster.run_task({**payload, "weights_md5": md5}, data)
+    assert seen[-1].parameters["weights"] == str(files["h5"])
+
+
+@pytest.mark.slow
+def test_a_dask_run_fetches_the_weights_once_before_it_sends_tasks(tmp_path, monkeypatch, weights_server):
+    distributed = pytest.importorskip("distributed")
+    checkout_first_on_pythonpath(monkeypatch)
+    folder = tmp_path / "photos"
+    make_image(folder / "harbour.png", "navy")
+    make_image(folder / "meadow.png", "orange")
+    style = make_style(tmp_path / "waves.png")
+    with start_local_cluster(distributed) as running:  # after the fixture: the workers see its environment
+        command = ["--content", folder, "--style", style, *TINY, "--batch-dir", tmp_path / "b"]
+        done = stylise_cli(*command, "--scheduler", running.scheduler_address)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert weights_server.requests == 1, "one fetch, in the command's process, for both runs"
+    rows = list(csv.DictReader((tmp_path / "b" / "batch.csv").open()))
+    assert [row["status"] for row in rows] == ["done", "done"]
+    for row in rows:
+        params = json.loads((tmp_path / "b" / row["folder"] / "params.json").read_text())
+        assert params["weights"] == f"Keras h5: {weights_server.fetched_path}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from http_fixture import PayloadServer, closed_port_url
+from http_fixture import UNKNOWN_HOST_URL, PayloadServer, closed_port_url, silent_port_url
 
 import nst.download
 from nst.cli import main
@@ -412,3 +413,149 @@ def test_download_command_never_imports_tensorflow(tmp_path):
     last_line = result.stdout.strip().splitlines()[-1]
     # 1: the download ran and failed; True True: the command and the downloader were imported, so the check is live
     assert last_line == "1 True True False False", f"exit code, nst.cli, nst.download, tensorflow, keras: {last_line}"
+
+
+# ---------------------------------------------------------------------------- a stall is not a drop (issue #20, 8)
+
+
+def test_headers_then_silence_ends_after_one_wait_and_names_no_part(server, tmp_path):
+    server.faults, server.stall_s = [("stall", 0)] * 5, 60  # headers, then nothing, longer than the client waits
+    with pytest.raises(DownloadError) as error:
+        fetch(server, tmp_path, timeout_s=0.5)
+    message = str(error.value)
+    assert message.startswith(f"{server.url} sent its headers, then no data for 0.5 s: the server stalled; "), message
+    assert "dropping" not in message and ".part" not in message and "\n" not in message
+    assert server.range_headers == [None], "a silent server is not asked again and again"
+    assert_nothing_saved(tmp_path)
+
+
+def test_a_stalled_resume_names_the_part_that_is_kept(server, tmp_path):
+    (tmp_path / f"{FILENAME}.part").write_bytes(PAYLOAD[:100_000])
+    server.faults, server.stall_s = [("stall", 100_000)] * 5, 60
+    with pytest.raises(
+        DownloadError, match=r"no data for 0\.5 s: the server stalled; kept .*\.part \(0\.1 MB"
+    ) as error:
+        fetch(server, tmp_path, timeout_s=0.5)
+    assert error.value.kept_path == tmp_path / f"{FILENAME}.part"
+    assert (tmp_path / f"{FILENAME}.part").read_bytes() == PAYLOAD[:100_000], "the kept part is untouched"
+    assert server.range_headers == ["bytes=100000-"]
+
+
+def test_a_server_that_never_answers_is_given_up_after_one_wait(tmp_path):
+    sock, url = silent_port_url()
+    try:
+        with pytest.raises(DownloadError, match=r"gave no answer within 0\.5 s: the server stalled; try again"):
+            download_weights(dest_dir=tmp_path / "new", source=make_source(url=url), **(FAST | {"timeout_s": 0.5}))
+    finally:
+        sock.close()
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_stall_is_one_line_that_says_stall(server, cli_source, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(nst.download, "DOWNLOAD_TIMEOUT_S", 0.5)
+    server.faults, server.stall_s = [("stall", 0)] * 5, 60
+    assert main(["download", "--dest", str(tmp_path), "--url", server.url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sent its headers, then no data for 0.5 s: the server stalled" in err, err
+    assert list(tmp_path.iterdir()) == [] and server.range_headers == [None]
+
+
+# ---------------------------------------------------------------------------- --dest (issue #20, 7 and 9)
+
+
+def _a_file(path: Path) -> Path:
+    path.write_text("a user's file\n")
+    return path
+
+
+DEST_PROBLEMS = {  # what is in the way -> (make it, the --dest to pass, words of the one line)
+    "--dest is a file": (lambda root: _a_file(root / "notes.txt"), lambda made: made, "notes.txt is a file"),
+    "--dest is under a file": (lambda root: _a_file(root / "notes.txt"), lambda made: made / "sub", "is a file"),
+    "--dest is a dangling link": (
+        lambda root: (root / "link").symlink_to(root / "gone") or root / "link",
+        lambda made: made,
+        "which does not exist",
+    ),
+    "the file's name is a folder": (
+        lambda root: (root / "d" / FILENAME).mkdir(parents=True) or root / "d",
+        lambda made: made,
+        "is a folder, not a file",
+    ),
+    "the .part's name is a FIFO": (
+        lambda root: (root / "d").mkdir() or os.mkfifo(root / "d" / f"{FILENAME}.part") or root / "d",
+        lambda made: made,
+        "not a regular file",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DEST_PROBLEMS))
+def test_an_unusable_dest_is_one_line_before_any_request(server, cli_source, tmp_path, capsys, case):
+    make, dest_of, words = DEST_PROBLEMS[case]
+    dest = dest_of(make(tmp_path))
+    before = {p: (p.lstat().st_mode, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*")}
+    assert main(["download", "--dest", str(dest), "--url", server.url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err and "Traceback" not in err, err
+    assert server.range_headers == [], "checked before any request"
+    assert {p: (p.lstat().st_mode, p.read_bytes() if p.is_file() else None) for p in tmp_path.rglob("*")} == before
+
+
+def test_script_dest_that_is_a_file_has_no_traceback(tmp_path):
+    user_file = _a_file(tmp_path / "notes.txt")
+    env = os.environ | {"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "download", "--dest", str(user_file), "--url", UNREACHABLE_URL],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: {user_file}: cannot be a download folder, {user_file} is a file")
+    assert user_file.read_text() == "a user's file\n"
+
+
+@pytest.mark.parametrize("failure", ["refused", "unknown host", "HTML", "wrong checksum", "404"])
+def test_a_failed_download_under_a_missing_parent_leaves_no_folder(server, tmp_path, failure):
+    dest = tmp_path / "new" / "deeper" / "weights"
+    url = {"refused": UNREACHABLE_URL, "unknown host": UNKNOWN_HOST_URL}.get(failure, server.url)
+    if failure == "HTML":
+        server.payload, server.content_type = b"<html>sign in</html>", "text/html"
+    elif failure == "wrong checksum":
+        server.payload = PAYLOAD[:-1] + b"X"  # the whole body arrives, into the folders, before the check
+    elif failure == "404":
+        server.status = 404
+    with pytest.raises(DownloadError) as error:
+        download_weights(dest_dir=dest, source=make_source(url=url), **FAST)
+    assert "\n" not in str(error.value)
+    assert list(tmp_path.iterdir()) == [], "the folders made for the download are gone with it"
+    server.payload, server.content_type, server.status = PAYLOAD, "application/octet-stream", None
+    server.faults = [("close", 100_000)] * 3  # but a .part to resume keeps the folders that hold it
+    with pytest.raises(DownloadError, match=r"kept .*\.part: run the same command again to resume"):
+        download_weights(dest_dir=dest, source=make_source(url=server.url), **(FAST | {"max_retries": 1}))
+    assert sorted(p.name for p in dest.iterdir()) == [f"{FILENAME}.part"]
+
+
+@pytest.mark.parametrize("part_bytes", [0, 100_000])
+def test_a_second_download_into_the_same_folder_leaves_the_first_ones_part_alone(server, tmp_path, part_bytes):
+    part = tmp_path / f"{FILENAME}.part"
+    with open(part, "ab") as first_download:  # another process's download, as it holds its .part
+        first_download.write(PAYLOAD[:part_bytes])
+        first_download.flush()
+        fcntl.flock(first_download.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(DownloadError, match=r"another process is downloading .* now; wait for it") as error:
+            fetch(server, tmp_path)
+        assert "\n" not in str(error.value)
+        assert part.read_bytes() == PAYLOAD[:part_bytes], "the other download's .part is neither cut nor deleted"
+    assert server.range_headers == [] and sorted(p.name for p in tmp_path.iterdir()) == [part.name]
+    fetch(server, tmp_path)  # once the first has let go, the next run goes on from its .part
+    assert_only_final_file(tmp_path)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "vgg19.h5", "127.0.0.1/weights.h5"])
+def test_a_url_that_is_no_url_is_one_line_naming_it(tmp_path, capsys, url):
+    assert main(["download", "--dest", str(tmp_path / "new"), "--url", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {url} is not a URL ("), err
+    assert err.count("\n") == 1 and "an https:// link" in err and not (tmp_path / "new").exists()

@@ -201,10 +201,11 @@ def test_empty_directory_falls_back_to_seeded_random_weights(tmp_path, image, ca
     assert not np.allclose(model(image)["conv1_2"], other_seed(image)["conv1_2"])
 
 
-def test_none_searches_pretrained_dir(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(nst.weights, "PRETRAINED_DIR", tmp_path)
+def test_none_under_nst_weights_random_builds_random_features_without_a_request(weights_server, monkeypatch, capsys):
+    monkeypatch.setenv("NST_WEIGHTS", "random")  # what the tests' and CI's environment sets (tests/ci_sizes.py)
     assert load_vgg_model(None, output_layers=["conv1_1"]).weights_kind == "random"
-    assert str(tmp_path) in capsys.readouterr().out
+    assert "not pretrained" in capsys.readouterr().out
+    assert weights_server.requests == 0
 
 
 def test_explicit_random_prints_the_notice(capsys):

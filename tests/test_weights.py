@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import scipy.io
 import synthetic_weights as sw
+from conftest import MIRROR_ENV, WEIGHTS_ENV
+from http_fixture import closed_port_url
 
 import nst.weights
 from nst.errors import WeightsFileError
@@ -168,21 +170,61 @@ def test_empty_directory_falls_back_to_seeded_random_weights(tmp_path, capsys):
     assert not np.allclose(found.kernels["conv1_2"], other_seed.kernels["conv1_2"])
 
 
-def test_none_searches_pretrained_dir(tmp_path, monkeypatch, capsys, weights):
-    monkeypatch.setattr(nst.weights, "PRETRAINED_DIR", tmp_path)
-    assert resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=True).kind == "random"
-    assert str(tmp_path) in capsys.readouterr().out
-    assert find_weights_files() == []
-    sw.write_keras_h5(tmp_path / H5_NAME, weights)
-    assert find_weights_files() == [tmp_path / H5_NAME]
+def test_none_uses_the_file_in_pretrained_dir_without_a_request(weights_server, weights, capsys):
+    weights_server.pretrained_dir.mkdir()
+    sw.write_keras_h5(weights_server.pretrained_dir / H5_NAME, weights)
+    assert find_weights_files() == [weights_server.pretrained_dir / H5_NAME]
     assert resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=False).kind == "keras-h5"
+    assert weights_server.requests == 0 and capsys.readouterr().out == ""
 
 
-def test_explicit_random_prints_the_notice(capsys):
-    found = resolve_weights("random", ["conv1_1"], seed=3, verify_checksum=True)
+def test_none_fetches_keras_weights_once_on_first_use(weights_server, weights):
+    first = resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=True)
+    assert first.kind == "keras-h5" and first.source == f"Keras h5: {weights_server.fetched_path}"
+    np.testing.assert_array_equal(first.kernels["conv1_1"], weights["conv1_1"][0])
+    assert sorted(p.name for p in weights_server.pretrained_dir.iterdir()) == [H5_NAME]
+    assert resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=True).kind == "keras-h5"
+    assert weights_server.requests == 1, "the second model reads the fetched file"
+
+
+def test_none_offline_goes_on_with_random_features_and_says_why(weights_server, monkeypatch, capsys):
+    sock, url = closed_port_url()
+    monkeypatch.setenv(MIRROR_ENV, url)
+    try:
+        found = resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=True)
+    finally:
+        sock.close()
+    out, err = capsys.readouterr()
+    assert found.kind == "random" and str(weights_server.pretrained_dir) in out
+    assert err.count("\n") == 1 and err.startswith("note: this run uses random features"), err
+    assert "Connection refused" in err and "make weights" in err and MIRROR_ENV in err, err
+    assert not weights_server.pretrained_dir.exists(), "no folder is left by a download that never started"
+
+
+def test_none_offline_tries_again_on_the_next_model(weights_server, capsys):
+    weights_server.server.payload, weights_server.server.content_type = b"<html>proxy</html>", "text/html"
+    assert resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=True).kind == "random"
+    weights_server.server.payload, weights_server.server.content_type = weights_server.payload, "application/x-hdf5"
+    assert resolve_weights(None, ["conv1_1"], seed=0, verify_checksum=True).kind == "keras-h5", "the cell run again"
+    assert weights_server.requests == 2 and capsys.readouterr().err.count("note: ") == 1
+
+
+@pytest.mark.parametrize("how", ["weights='random'", "NST_WEIGHTS=random"])
+def test_random_never_touches_the_network(weights_server, monkeypatch, capsys, how):
+    if how == "NST_WEIGHTS=random":
+        monkeypatch.setenv(WEIGHTS_ENV, "random")
+    found = resolve_weights("random" if how == "weights='random'" else None, ["conv1_1"], seed=3, verify_checksum=True)
     assert found.kind == "random" and "seed 3" in found.source and set(found.kernels) == {"conv1_1"}
+    assert nst.weights.check_weights(None if how == "NST_WEIGHTS=random" else "random") == "random"
     notice = capsys.readouterr().out
-    assert "python nst_utils.py download" in notice and "as asked" in notice
+    assert "python nst_utils.py download" in notice and "not pretrained" in notice
+    assert weights_server.requests == 0 and not weights_server.pretrained_dir.exists()
+
+
+def test_nst_weights_naming_no_file_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "nowhere.h5"))
+    with pytest.raises(WeightsFileError, match=r"^NST_WEIGHTS=.*nowhere\.h5: no such file or folder; set it to random"):
+        nst.weights.check_weights(None)
 
 
 def test_a_file_with_the_published_name_is_picked_up(tmp_path, weights, capsys):
