@@ -219,8 +219,12 @@ def plan_runs(images: Sequence[Path], style_path: Path, parameters: dict, sweeps
 
 
 def check_runs(specs: Sequence[RunSpec], check_content: bool) -> None:
-    """Every run's Settings and the style images (and, for one image, that one) checked before anything runs."""
+    """Every run's Settings, the style images and masks (and, for one image, that one) checked before anything runs.
+
+    A mask's aspect ratio is checked against each image when its run starts (nst.headless.stylise): an image of
+    another shape than the masks fails alone, in one line, and the others go on."""
     from nst.images import load_image
+    from nst.masks import check_mask_file
 
     checked = set()
     for spec in specs:
@@ -230,6 +234,10 @@ def check_runs(specs: Sequence[RunSpec], check_content: bool) -> None:
             if (path, settings.max_side_px) not in checked:
                 load_image(Path(path).expanduser(), max_side_px=settings.max_side_px)  # one line if unusable
                 checked.add((path, settings.max_side_px))
+        for path in settings.style_masks or ():
+            if path not in checked:
+                check_mask_file(path)  # one line if unreadable or all black
+                checked.add(path)
 
 
 def batch_description(content: str, style_path: Path, parameters: dict, sweeps: Sequence[Sweep]) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nst.errors import NSTError
 from nst.images import image_size_for, load_image, load_style_image, style_size_for, write_atomically
+from nst.masks import load_style_masks
 from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes, fitting_advice
 from nst.paths import NOTEBOOK_PATH, OUTPUT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.run_folder import make_run_dir
@@ -62,6 +63,9 @@ def stylise(
     if settings.style_images:  # absolute paths, since the kernel runs in notebooks/
         absolute = tuple((str(Path(path).expanduser().absolute()), w) for path, w in settings.style_images)
         settings = dataclasses.replace(settings, style_images=absolute)
+    if settings.style_masks:
+        absolute = tuple(str(Path(path).expanduser().absolute()) for path in settings.style_masks)
+        settings = dataclasses.replace(settings, style_masks=absolute)
     if settings.weights not in (None, "random"):  # "random": the labelled random-feature VGG-19
         settings = dataclasses.replace(settings, weights=str(Path(settings.weights).expanduser().absolute()))
     # From the headers, before decoding anything: the run's memory first
@@ -78,6 +82,7 @@ def stylise(
     load_image(content_path, max_side_px=settings.max_side_px)  # fail in one line now, not after a kernel started
     for path, _ in settings.styles:
         load_style_image(path, settings.max_side_px, settings.style_scale)
+    load_style_masks(settings, height_px, width_px)  # each mask: readable, not all black, the content's shape
     if settings.weights not in (None, "random") and not Path(settings.weights).expanduser().exists():
         raise NSTError(
             f"weights={settings.weights}: no such file or folder; pass a VGG-19 .h5 or .mat file, 'random', or None"
