@@ -235,9 +235,9 @@ def check_runs(specs: Sequence[RunSpec], check_content: bool) -> None:
                 load_image(Path(path).expanduser(), max_side_px=settings.max_side_px)  # one line if unusable
                 checked.add((path, settings.max_side_px))
         for path in settings.style_masks or ():
-            if path not in checked:
-                check_mask_file(path)  # one line if unreadable or all black
-                checked.add(path)
+            if path is not None and (path, settings.max_side_px) not in checked:
+                check_mask_file(path, settings.max_side_px)  # one line if unreadable or all black
+                checked.add((path, settings.max_side_px))
 
 
 def batch_description(content: str, style_path: Path, parameters: dict, sweeps: Sequence[Sweep]) -> dict:

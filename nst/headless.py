@@ -64,7 +64,7 @@ def stylise(
         absolute = tuple((str(Path(path).expanduser().absolute()), w) for path, w in settings.style_images)
         settings = dataclasses.replace(settings, style_images=absolute)
     if settings.style_masks:
-        absolute = tuple(str(Path(path).expanduser().absolute()) for path in settings.style_masks)
+        absolute = tuple(path and str(Path(path).expanduser().absolute()) for path in settings.style_masks)
         settings = dataclasses.replace(settings, style_masks=absolute)
     if settings.weights not in (None, "random"):  # "random": the labelled random-feature VGG-19
         settings = dataclasses.replace(settings, weights=str(Path(settings.weights).expanduser().absolute()))

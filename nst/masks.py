@@ -42,18 +42,18 @@ def load_mask(path: str | os.PathLike[str], height_px: int, width_px: int) -> np
     return resize_mask(grey01, height_px, width_px)
 
 
-def check_mask_file(path: str | os.PathLike[str]) -> None:
-    """ImageFileError in one line unless `path` is a mask that load_mask can use for a content of its own shape."""
+def check_mask_file(path: str | os.PathLike[str], max_side_px: int) -> None:
+    """ImageFileError in one line unless `path` is a mask that load_mask can use, at `max_side_px`, for a content
+    of its own shape."""
     path = existing_file(path, what="Mask file", samples="*mask*.png")
-    _check_not_black(path, _read_grey01(path, None)[0])
+    _check_not_black(path, _read_grey01(path, max_side_px)[0])
 
 
 def load_style_masks(settings, height_px: int, width_px: int) -> list[np.ndarray | None]:
     """One mask per style of `settings` (nst.settings.Settings), float32 (height_px, width_px) in [0, 1], checked
-    against the content's size; without style_masks, None for each style (it paints everywhere)."""
-    if not settings.style_masks:
-        return [None] * len(settings.styles)
-    return [load_mask(path, height_px, width_px) for path in settings.style_masks]
+    against the content's size; None for a style without one (it paints everywhere), and for each without masks."""
+    paths = settings.style_masks or [None] * len(settings.styles)
+    return [None if path is None else load_mask(path, height_px, width_px) for path in paths]
 
 
 def resize_mask(mask: np.ndarray, height_px: int, width_px: int) -> np.ndarray:
@@ -161,6 +161,6 @@ def _check_not_black(path, grey01: np.ndarray) -> None:
     brightest = float(grey01.max())
     if brightest < BLACK_LEVEL:
         raise ImageFileError(
-            f"{path} is all black (its brightest pixel is {round(brightest * 255)} of 255), so its style would paint "
-            "nowhere; paint white where the style should paint, or leave that style and its mask out"
+            f"{path} is all black (its brightest pixel is {round(brightest * 255)} of 255; transparent counts as "
+            "black), so its style would paint nowhere; paint white where the style should paint, or leave it out"
         )

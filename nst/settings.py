@@ -53,7 +53,8 @@ class Settings(SettingsMethods):
     # None: style_path alone; or (path, weight) pairs to blend several styles (weights are normalised to sum to 1)
     style_images: tuple[tuple[str, float], ...] | None = None
     # None: each style paints everywhere; or one greyscale mask per style image, white where that style paints
-    style_masks: tuple[str, ...] | None = None
+    # (an entry None: that style paints everywhere)
+    style_masks: tuple[str | None, ...] | None = None
     style_scale: float = 1.0  # size of the style image relative to the content's (below 1: finer strokes)
     max_side_px: int = 400  # long side of G, in pixels (aspect ratio kept)
     iterations: int = 100  # iterations of the full run
@@ -127,7 +128,7 @@ def parse_setting(name: str, text: str, settings_class: type = Settings):
         if is_real(value):
             return float(value)
         raise SettingsError(f"{name}={text!r}: expected a number, e.g. {getattr(settings_class, name)}")
-    if base == tuple[str, ...]:  # paths: a bare one is a list of one; checked by Settings itself
+    if base == tuple[str | None, ...]:  # paths: a bare one is a list of one; checked by Settings itself
         return (value,) if isinstance(value, str) else value
     if isinstance(value, (list, tuple)):  # pairs: checked by Settings itself
         return value
@@ -245,11 +246,13 @@ def _style_layers(style_layers, valid) -> tuple[tuple[str, float], ...]:
     return pairs
 
 
-def _style_masks(style_masks, n_styles: int, blended: bool) -> tuple[str, ...]:
-    """The mask paths as a tuple of str, one per style; SettingsError naming what is wrong otherwise."""
+def _style_masks(style_masks, n_styles: int, blended: bool) -> tuple[str | None, ...]:
+    """The mask paths as a tuple of str (None: that style paints everywhere), one per style; SettingsError naming
+    what is wrong otherwise."""
     if isinstance(style_masks, (str, os.PathLike)):
         style_masks = (style_masks,)
-    if not isinstance(style_masks, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in style_masks):
+    paths = (str, os.PathLike, type(None))
+    if not isinstance(style_masks, (list, tuple)) or not all(isinstance(path, paths) for path in style_masks):
         raise SettingsError(
             f"style_masks={style_masks!r}: expected a list of mask image paths, one per style, {_STYLE_MASKS_EXAMPLE}"
         )
@@ -260,7 +263,7 @@ def _style_masks(style_masks, n_styles: int, blended: bool) -> tuple[str, ...]:
             f"style_masks has {len(style_masks)} mask{'s' if len(style_masks) != 1 else ''} for {styles}: give one "
             "mask per style image, in the same order, or style_masks=None to paint every style everywhere"
         )
-    return tuple(os.fspath(path) for path in style_masks)
+    return tuple(None if path is None else os.fspath(path) for path in style_masks)
 
 
 def normalise_style_weights(style_images) -> tuple[tuple[str, float], ...]:

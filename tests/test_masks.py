@@ -189,6 +189,8 @@ def test_load_style_masks_gives_one_mask_per_style_or_none(tmp_path):
     assert load_style_masks(blended, 48, 64) == [None, None]
     masks = load_style_masks(Settings(style_masks=[str(path)]), 24, 32)
     assert len(masks) == 1 and masks[0].shape == (24, 32)
+    everywhere, sky = load_style_masks(Settings(style_images=["a.jpg", "b.jpg"], style_masks=[None, str(path)]), 48, 64)
+    assert everywhere is None and sky.shape == (48, 64), "a style whose mask is None paints everywhere"
 
 
 # ---------------------------------------------------------------------------- the aspect ratio
@@ -260,7 +262,7 @@ def test_a_missing_mask_names_it_and_the_sample_mask(tmp_path):
 def test_an_unusable_mask_is_one_line_naming_it(tmp_path, make, says):
     path = tmp_path / "mask.png"
     make(path)
-    for check in (lambda: load_mask(path, 48, 64), lambda: check_mask_file(path)):
+    for check in (lambda: load_mask(path, 48, 64), lambda: check_mask_file(path, 64)):
         with pytest.raises(ImageFileError) as error:
             check()
         assert_one_line_naming(error, path, says)

@@ -169,6 +169,8 @@ def test_style_masks_pair_one_mask_with_each_style():
     blended = Settings(style_images=[("a.jpg", 3), ("b.jpg", 1)], style_masks=["sky.png", "ground.png"])
     assert blended.style_masks == ("sky.png", "ground.png")
     assert Settings(**blended.asdict()) == blended, "params.json makes the same Settings"
+    one_masked = Settings(style_images=["a.jpg", "b.jpg"], style_masks=[None, "ground.png"])
+    assert one_masked.style_masks == (None, "ground.png"), "None: that style paints everywhere"
 
 
 @pytest.mark.parametrize(
@@ -216,6 +218,7 @@ def test_more_or_fewer_masks_than_styles_is_one_line(change, words):
         ("style_masks", "images/leaves mask.png", ("images/leaves mask.png",)),
         ("style_masks", "['sky.png', 'ground.png']", ["sky.png", "ground.png"]),
         ("style_masks", "None", None),
+        ("style_masks", "[None, 'ground.png']", [None, "ground.png"]),
     ],
 )
 def test_parse_setting_gives_the_declared_type(name, text, expected):
