@@ -1,9 +1,10 @@
 """The notebook's one import: a short face over the `nst` package. Nothing here does work on import.
 
-    paths         SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH, OUTPUT_DIR, NSTError
+    paths         SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH, SAMPLE_MASK_PATH, OUTPUT_DIR, NSTError
     settings      Settings: every setting, its default and its check (nst.settings)
     images        load_image, load_style_image, save_image, resize_image, fit_to_max_side, style_max_side,
                   style_upsampling_note
+    masks         load_mask, load_style_masks, masks_at, mask_at_layer: spatial control (nst.masks)
     starting      initial_image, INITIAL_IMAGE_KINDS (nst.initial)
     colour        transfer_luminance_only, match_colour_histogram (nst.colour)
     model         load_vgg_model, choose_precision, vgg19_layer_names (nst.model, nst.vgg19)
@@ -32,7 +33,7 @@ from collections.abc import Mapping
 import numpy as np
 
 _EXPORTS = {
-    "nst.paths": ("SAMPLE_CONTENT_PATH", "SAMPLE_STYLE_PATH", "OUTPUT_DIR", "IMAGES_DIR"),
+    "nst.paths": ("SAMPLE_CONTENT_PATH", "SAMPLE_STYLE_PATH", "SAMPLE_MASK_PATH", "OUTPUT_DIR", "IMAGES_DIR"),
     "nst.errors": ("NSTError",),
     "nst.settings": ("Settings",),
     "nst.images": (
@@ -44,6 +45,7 @@ _EXPORTS = {
         "style_max_side",
         "style_upsampling_note",
     ),
+    "nst.masks": ("load_mask", "load_style_masks", "masks_at", "mask_at_layer"),
     "nst.initial": ("initial_image", "INITIAL_IMAGE_KINDS"),
     "nst.colour": ("transfer_luminance_only", "match_colour_histogram"),
     "nst.model": ("load_vgg_model", "choose_precision"),

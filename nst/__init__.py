@@ -10,6 +10,7 @@ model               load_vgg_model: the frozen feature extractor, in fp32 or bf1
 frozen_conv         its conv + ReLU layer, whose backward pass differentiates the image alone (less memory)
 memory              the memory estimate and check (no TensorFlow)
 images              load, save and resize (H, W, 3) float32 RGB images in [0, 1]; sizes are (height_px, width_px)
+masks               spatial control: a mask per style, loaded, checked, resized and pooled to each layer (no TensorFlow)
 initial             the images an optimisation starts from
 colour              colour transfer: luminance only, histogram matching
 settings            Settings: every setting of a run, its default, its check and its type on the command line

@@ -119,10 +119,13 @@ def plan_runs(images: Sequence[Path], style_path: Path, parameters: dict, sweeps
 
 
 def check_runs(specs: Sequence[RunSpec], check_content: bool) -> None:
-    """Every run's Settings and the style images (and, for one image, that one) checked before anything runs.
+    """Every run's Settings, the style images and masks (and, for one image, that one) checked before anything runs.
 
-    A style image so small that it is upsampled is said once, here; each run's stdout.log says it again."""
+    A style image so small that it is upsampled is said once, here; each run's stdout.log says it again. A mask's
+    aspect ratio is checked against each image when its run starts (nst.headless.stylise): an image of another shape
+    than the masks fails alone, in one line, and the others go on."""
     from nst.images import load_image, load_style_image, style_upsampling_note
+    from nst.masks import check_mask_file
 
     checked, noted = set(), set()
     for spec in specs:
@@ -139,6 +142,10 @@ def check_runs(specs: Sequence[RunSpec], check_content: bool) -> None:
         if check_content and (spec.content_path, settings.max_side_px) not in checked:
             load_image(Path(spec.content_path).expanduser(), max_side_px=settings.max_side_px)
             checked.add((spec.content_path, settings.max_side_px))
+        for path in settings.style_masks or ():
+            if path is not None and (path, settings.max_side_px) not in checked:
+                check_mask_file(path, settings.max_side_px)  # one line if unreadable or all black
+                checked.add((path, settings.max_side_px))
 
 
 def batch_description(content: str, style_path: Path, parameters: dict, sweeps: Sequence[Sweep]) -> dict:

@@ -28,6 +28,7 @@ from nst.images import (
     style_upsampling_note,
     write_atomically,
 )
+from nst.masks import load_style_masks
 from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes, fitting_advice
 from nst.paths import NOTEBOOK_PATH, OUTPUT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.run_folder import check_writable_dir, make_run_dir
@@ -72,6 +73,9 @@ def stylise(
     if settings.style_images:  # absolute paths, since the kernel runs in notebooks/
         absolute = tuple((str(Path(path).expanduser().absolute()), w) for path, w in settings.style_images)
         settings = dataclasses.replace(settings, style_images=absolute)
+    if settings.style_masks:
+        absolute = tuple(path and str(Path(path).expanduser().absolute()) for path in settings.style_masks)
+        settings = dataclasses.replace(settings, style_masks=absolute)
     # From the headers, before decoding anything: the run's memory first
     height_px, width_px = image_size_for(content_path, settings.max_side_px)
     style_sizes_px = [style_size_for(path, settings.max_side_px, settings.style_scale) for path, _ in settings.styles]
@@ -88,6 +92,7 @@ def stylise(
     for path, _ in settings.styles:
         load_style_image(path, settings.max_side_px, settings.style_scale)
         notes.append(style_upsampling_note(path, settings.max_side_px, settings.style_scale))
+    load_style_masks(settings, height_px, width_px)  # each mask: readable, not all black, the content's shape
     checked_weights = check_weights(settings.weights)  # a file that is no weights file: one line, and no folder
     check_writable_dir(output_root)  # the last check: a run refused never waits for the network
     weights = weights_for_kernel(checked_weights)  # a checked file, or "random"; fetched here on first use

@@ -26,13 +26,13 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX
 MIN_NATIVE_SIDE_PX = 8  # a file smaller than this on its shorter side holds no picture worth upscaling
 MAX_DECODE_BYTES = 1 << 30  # refuse files whose decoding would need more memory than this (1 GiB)
 _LARGEST_SENSIBLE_MAX_SIDE_PX = 4096  # a fix that needs a bigger max_side is no fix: the file must be cropped
-_HIGH_DEPTH_FULL_SCALE = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
+HIGH_DEPTH_FULL_SCALE = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 _RESIZE_OPTIONS = {"resample": Image.Resampling.LANCZOS, "reducing_gap": 3.0}  # box-reduce, then Lanczos: fast, sharp
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
 _EXIF_ORIENTATION_TAG = 0x0112
 _SAVE_FORMATS = {".png": ("PNG", {}), ".jpg": ("JPEG", {"quality": 95}), ".jpeg": ("JPEG", {"quality": 95})}
 # Pillow raises these while decoding a truncated or corrupt file; caught only around Pillow calls.
-_DECODE_ERRORS = (OSError, EOFError, SyntaxError, ValueError)
+DECODE_ERRORS = (OSError, EOFError, SyntaxError, ValueError)
 
 
 def fit_to_max_side(height_px: int, width_px: int, max_side_px: int | None) -> tuple[int, int]:
@@ -72,8 +72,8 @@ def as_rgb_image(image, name: str = "image") -> np.ndarray:
 
 def image_size_for(path: str | os.PathLike[str], max_side_px: int | None = 400) -> tuple[int, int]:
     """(height_px, width_px) that `load_image(path, max_side_px)` returns, read from the header without decoding."""
-    path = _existing_file(path)
-    with _open_image_file(path) as image:
+    path = existing_file(path)
+    with open_image_file(path) as image:
         return _planned_size_wh(path, image, checked_max_side(max_side_px))[::-1]
 
 
@@ -83,9 +83,9 @@ def load_image(path: str | os.PathLike[str], max_side_px: int | None = 400) -> n
     Any format Pillow reads; the first frame of an animation; EXIF orientation applied; transparency on white;
     16-bit greyscale kept at full precision. Raises ImageFileError with the fix when the file cannot be used.
     """
-    path = _existing_file(path)
+    path = existing_file(path)
     max_side = checked_max_side(max_side_px)
-    with _open_image_file(path) as image:
+    with open_image_file(path) as image:
         size_wh = _planned_size_wh(path, image, max_side)
         stored_size_wh = image.size
         planned_swap = _orientation_swaps_axes(image)
@@ -98,7 +98,7 @@ def load_image(path: str | os.PathLike[str], max_side_px: int | None = 400) -> n
             if _orientation_swaps_axes(image) != planned_swap:  # a PNG's EXIF stored after its pixels
                 size_wh = size_wh[::-1]
             ImageOps.exif_transpose(image, in_place=True)
-        except _DECODE_ERRORS as error:
+        except DECODE_ERRORS as error:
             raise ImageFileError(
                 f"{path} could not be decoded ({one_line(error)}): the file is truncated or corrupt; "
                 "re-export it or download it again"
@@ -138,13 +138,16 @@ def checked_max_side(max_side_px: int | None) -> int | None:
     return int(max_side_px)
 
 
-def _existing_file(path: str | os.PathLike[str]) -> Path:
-    """`path` as an absolute Path to an existing regular file; ImageFileError saying what is there otherwise."""
+def existing_file(path: str | os.PathLike[str], what: str = "Image file", samples: str = "*.jpg") -> Path:
+    """`path` as an absolute Path to an existing regular file; ImageFileError saying what is there otherwise.
+
+    A missing file is called `what` ("Image file not found: …"), with the files of images/ matching `samples` as
+    the hint."""
     path = Path(path).expanduser().absolute()
     try:
         info = path.stat()
     except OSError as error:
-        raise ImageFileError(_unusable_path_message(path, error)) from None
+        raise ImageFileError(_unusable_path_message(path, error, what, samples)) from None
     if stat.S_ISDIR(info.st_mode):
         raise ImageFileError(f"{path} is a folder, not an image file; pass the path of a .jpg or .png file inside it")
     if not stat.S_ISREG(info.st_mode):
@@ -152,7 +155,7 @@ def _existing_file(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _unusable_path_message(path: Path, error: OSError) -> str:
+def _unusable_path_message(path: Path, error: OSError, what: str, samples_glob: str) -> str:
     """One line for a path whose file cannot even be looked at: missing, a link loop, a dangling link, no access."""
     if error.errno == errno.ELOOP:
         return f"{path} is a symbolic link loop (it points back to itself); pass the image file itself"
@@ -166,17 +169,17 @@ def _unusable_path_message(path: Path, error: OSError) -> str:
         return f"{path} cannot be read ({error.strerror or error}); check the path"
     where = "that folder does not exist" if not path.parent.is_dir() else f"looked in {path.parent}"
     sample = IMAGES_DIR / path.name
-    samples = ", ".join(p.name for p in sorted(IMAGES_DIR.glob("*.jpg")))
+    samples = ", ".join(p.name for p in sorted(IMAGES_DIR.glob(samples_glob)))
     if sample.is_file():
         hint = f"did you mean {sample}?"
     elif samples:
         hint = f"check the name, or use a sample from {IMAGES_DIR}: {samples}"
     else:
         hint = "check the name"
-    return f"Image file not found: {path} ({where}); {hint}"
+    return f"{what} not found: {path} ({where}); {hint}"
 
 
-def _open_image_file(path: Path) -> Image.Image:
+def open_image_file(path: Path) -> Image.Image:
     """The file opened lazily by Pillow (header only); ImageFileError if it is not an image Pillow can read."""
     with warnings.catch_warnings():
         # Pillow's decompression-bomb guard: we estimate the memory ourselves, after JPEG draft mode.
@@ -278,11 +281,11 @@ def _check_decode_memory(
 
 def _pixels_rgb01(image: Image.Image, size_wh: tuple[int, int]) -> np.ndarray:
     """The decoded, upright image resized to `size_wh` as float32 RGB in [0, 1]; transparency composited on white."""
-    if image.mode in _HIGH_DEPTH_FULL_SCALE:  # 16-bit greyscale: resize in float, never through 8 bits
+    if image.mode in HIGH_DEPTH_FULL_SCALE:  # 16-bit greyscale: resize in float, never through 8 bits
         grey = image if image.mode == "F" else image.convert("F")
         if grey.size != size_wh:
             grey = grey.resize(size_wh, **_RESIZE_OPTIONS)
-        grey01 = np.asarray(grey, dtype=np.float32) / _HIGH_DEPTH_FULL_SCALE[image.mode]
+        grey01 = np.asarray(grey, dtype=np.float32) / HIGH_DEPTH_FULL_SCALE[image.mode]
         return np.repeat(np.clip(grey01, 0.0, 1.0)[:, :, np.newaxis], 3, axis=2)
     if image.has_transparency_data:
         work_mode = "LA" if image.mode in ("LA", "La") else "RGBA"
@@ -390,8 +393,8 @@ def style_upsampling_note(path: str | os.PathLike[str], max_side_px: int, style_
 
 def upright_size_px(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(height_px, width_px) of the picture as shown (EXIF orientation applied), from its header; no minimum size."""
-    path = _existing_file(path)
-    with _open_image_file(path) as image:
+    path = existing_file(path)
+    with open_image_file(path) as image:
         width_px, height_px = image.size
         return (width_px, height_px) if _orientation_swaps_axes(image) else (height_px, width_px)
 

@@ -19,6 +19,8 @@ COSTS = (
     "compute_style_cost",
     "total_cost",
     "compute_tv_cost",
+    "compute_guided_layer_style_cost",
+    "compute_guided_style_cost",
 )
 
 

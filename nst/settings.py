@@ -26,6 +26,7 @@ MAX_COST_WEIGHT = 1e12  # far above any useful α or β (the sliders end at 1e5)
 MAX_ITERATIONS = 100_000  # far beyond any useful run (the picture stops changing within a few hundred)
 DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
 _STYLE_IMAGES_EXAMPLE = "e.g. style_images=[('style_a.jpg', 0.7), ('style_b.jpg', 0.3)]"
+_STYLE_MASKS_EXAMPLE = "e.g. style_masks=['images/raccoon_leaves_mask.png']"
 
 
 class SettingsMethods:
@@ -51,6 +52,9 @@ class Settings(SettingsMethods):
     style_path: str = str(SAMPLE_STYLE_PATH)  # the painting whose style we borrow
     # None: style_path alone; or (path, weight) pairs to blend several styles (weights are normalised to sum to 1)
     style_images: tuple[tuple[str, float], ...] | None = None
+    # None: each style paints everywhere; or one greyscale mask per style image, white where that style paints
+    # (an entry None: that style paints everywhere)
+    style_masks: tuple[str | None, ...] | None = None
     style_scale: float = 1.0  # size of the style image relative to the content's (below 1: finer strokes)
     max_side_px: int = 400  # long side of G, in pixels (aspect ratio kept)
     iterations: int = 100  # iterations of the full run
@@ -124,6 +128,8 @@ def parse_setting(name: str, text: str, settings_class: type = Settings):
         if is_real(value):
             return float(value)
         raise SettingsError(f"{name}={text!r}: expected a number, e.g. {getattr(settings_class, name)}")
+    if base == tuple[str | None, ...]:  # paths: a bare one is a list of one; checked by Settings itself
+        return (value,) if isinstance(value, str) else value
     if isinstance(value, (list, tuple)):  # pairs: checked by Settings itself
         return value
     example = "\"[('conv1_1', 1.0), ('conv3_1', 0.5)]\"" if name == "style_layers" else _STYLE_IMAGES_EXAMPLE
@@ -196,6 +202,8 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"noise_ratio={s.noise_ratio!r}: must be between 0 (the content image) and 1 (pure noise)")
     if s.style_images:
         _set(s, "style_images", normalise_style_weights(s.style_images))
+    if s.style_masks is not None:
+        _set(s, "style_masks", _style_masks(s.style_masks, len(s.styles), bool(s.style_images)))
     for name in ("weights", "run_dir"):
         value = getattr(s, name)
         if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -236,6 +244,26 @@ def _style_layers(style_layers, valid) -> tuple[tuple[str, float], ...]:
             "(the default is 0.2 each)"
         )
     return pairs
+
+
+def _style_masks(style_masks, n_styles: int, blended: bool) -> tuple[str | None, ...]:
+    """The mask paths as a tuple of str (None: that style paints everywhere), one per style; SettingsError naming
+    what is wrong otherwise."""
+    if isinstance(style_masks, (str, os.PathLike)):
+        style_masks = (style_masks,)
+    paths = (str, os.PathLike, type(None))
+    if not isinstance(style_masks, (list, tuple)) or not all(isinstance(path, paths) for path in style_masks):
+        raise SettingsError(
+            f"style_masks={style_masks!r}: expected a list of mask image paths, one per style, {_STYLE_MASKS_EXAMPLE}"
+        )
+    if len(style_masks) != n_styles:
+        plural = "s" if n_styles != 1 else ""
+        styles = f"{n_styles} style image{plural} in style_images" if blended else "1 style image (style_path)"
+        raise SettingsError(
+            f"style_masks has {len(style_masks)} mask{'s' if len(style_masks) != 1 else ''} for {styles}: give one "
+            "mask per style image, in the same order, or style_masks=None to paint every style everywhere"
+        )
+    return tuple(None if path is None else os.fspath(path) for path in style_masks)
 
 
 def normalise_style_weights(style_images) -> tuple[tuple[str, float], ...]:

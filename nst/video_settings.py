@@ -91,8 +91,17 @@ def field_names() -> tuple[str, ...]:
     return still.field_names(VideoSettings)
 
 
+# Settings of a still image that a video refuses, each with why and what to do instead.
+NOT_FOR_VIDEO = {
+    "style_masks": "masks are for still images (a mask would have to follow the motion of every frame); leave "
+    "-p style_masks out, or stylise single frames with the stylise command",
+}
+
+
 def parse_video_setting(name: str, text: str):
     """A command-line value for setting `name`, in its declared type; SettingsError in one line if it can't."""
+    if name in NOT_FOR_VIDEO:
+        raise SettingsError(f"{name}: {NOT_FOR_VIDEO[name]}")
     return still.parse_setting(name, text, VideoSettings)
 
 

@@ -251,6 +251,46 @@ def test_a_bad_setting_is_refused_before_any_folder_is_made(tmp_path, images, fa
     assert not (tmp_path / "out").exists() and not fake_stylise.calls
 
 
+def test_a_bad_mask_refuses_the_whole_batch_before_any_folder_is_made(tmp_path, images, fake_stylise, capsys):
+    folder, style = images
+    black = tmp_path / "black.png"
+    Image.new("L", (48, 40), 0).save(black)
+    base = ["stylise", "--content", str(folder), "--style", str(style), "--output-root", str(tmp_path / "out")]
+    for mask, expected in ((tmp_path / "nope.png", "Mask file not found"), (black, "is all black")):
+        code = cli.main([*base, "-p", "style_masks", str(mask)])
+        err = capsys.readouterr().err
+        assert code == 1 and err.count("\n") == 1 and expected in err and str(mask) in err, err
+    assert not (tmp_path / "out").exists() and not fake_stylise.calls
+
+
+def test_the_same_masks_apply_to_each_image_of_their_shape_and_refuse_the_others_alone(tmp_path, monkeypatch, capsys):
+    """The real stylise checks each image against the masks before its kernel would start (the kernel is faked)."""
+    ran = []
+
+    def fake_kernel(notebook_path, run_dir, parameters, memory):
+        ran.append(parameters["style_masks"])
+        make_image(run_dir / "final.png", "white", (memory["width_px"], memory["height_px"]))
+        (run_dir / "metrics.csv").write_text("iteration,total,content,style,alpha,beta,seconds\n1,2,1,1,10,40,0.1\n")
+
+    monkeypatch.setattr(nst.headless, "execute_notebook", fake_kernel)
+    folder = tmp_path / "photos"
+    make_image(folder / "harbour.png", "navy", (64, 48))
+    make_image(folder / "meadow.png", "orange", (128, 96))  # the same 4:3, another size
+    make_image(folder / "tower.png", "grey", (48, 64))  # portrait
+    mask = tmp_path / "sky.png"
+    Image.new("L", (640, 480), 255).save(mask)
+    command = ["stylise", "--content", str(folder), "--style", str(make_style(tmp_path / "waves.png"))]
+    command += ["-p", "style_masks", str(mask), "-p", "max_side_px", "64", "--batch-dir", str(tmp_path / "batch")]
+    assert cli.main(command) == 1
+    statuses = {row["image"]: row["status"] for row in read_batch_csv(tmp_path / "batch")}
+    assert statuses == {"harbour.png": "done", "meadow.png": "done", "tower.png": "failed"}
+    assert ran == [[str(mask)], [str(mask)]], "both 4:3 photos ran with the mask"
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert errors[0].startswith(f"error: tower.png: {mask} is 640x480 px but the content image is 48x64 px"), errors
+    assert "width-to-height ratio is 77.8% larger; crop or pad the mask" in errors[0]
+    assert errors[-1].startswith("error: 1 of 3 runs failed")
+
+
 def test_importing_the_batch_command_imports_neither_tensorflow_nor_dask():
     code = "import sys, nst.cli, nst.batch; print(sorted({m.split('.')[0] for m in sys.modules}))"
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)

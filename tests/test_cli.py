@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from nst.images import load_image
-from nst.paths import PROJECT_DIR
+from nst.paths import PROJECT_DIR, SAMPLE_CONTENT_PATH
 
 SMALL = ["-p", "max_side_px", "48", "-p", "iterations", "3", "-p", "save_every", "2"]
 
@@ -80,6 +80,24 @@ def test_a_style_image_smaller_than_vgg_s_minimum_is_upsampled_and_said_once(tmp
     assert done.stdout.count(note) == 1, done.stdout
     (run_dir,) = (tmp_path / "out").iterdir()
     assert load_image(run_dir / "final.png", max_side_px=None).shape == (36, 48, 3)
+
+
+@pytest.mark.slow
+def test_a_mask_on_the_left_half_paints_the_left_half_and_keeps_the_photo_on_the_right(tmp_path):
+    mask = np.zeros((48, 64), np.uint8)  # the sample photo's 4:3
+    mask[:, :32] = 255
+    Image.fromarray(mask).save(tmp_path / "left.png")
+    masked = ["-p", "style_masks", str(tmp_path / "left.png"), "-p", "init", "content", "-p", "optimizer", "lbfgs"]
+    small = ["-p", "max_side_px", "48", "-p", "iterations", "10", "-p", "coarse_iterations", "0"]
+    done = stylise_cli(*masked, *small, "--output-root", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = (tmp_path / "out").iterdir()
+    assert json.loads((run_dir / "params.json").read_text())["style_masks"] == [str(tmp_path / "left.png")]
+    final = load_image(run_dir / "final.png", max_side_px=None)
+    change = np.abs(final - load_image(SAMPLE_CONTENT_PATH, max_side_px=48)).mean(axis=2)  # 36×48, in [0, 1]
+    left, right = change[:, :20].mean(), change[:, 28:].mean()  # 4 px either side of the edge left out
+    assert left > 0.05, f"the style painted the masked left half: it moved by {left:.3f}"
+    assert right < left / 3, f"the right half, which no mask covers, stays closer: left {left:.3f}, right {right:.3f}"
 
 
 def test_a_missing_image_is_one_line_before_any_kernel_starts(tmp_path):

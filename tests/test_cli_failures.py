@@ -294,6 +294,74 @@ def test_an_unusable_image_path_is_one_line_naming_it_and_the_fix(tmp_path, outp
     assert str(path) in line and what in line and fix in line, line
 
 
+# ---------------------------------------------------------------------------- 2b. a bad mask, before any kernel
+
+
+def _mask_16_by_9(path: Path) -> None:
+    Image.new("L", (64, 36), 255).save(path, format="PNG")  # the sample photo is 4:3
+
+
+BAD_MASKS = {
+    "a missing file": (lambda path: None, "Mask file not found: {path}", "raccoon_leaves_mask.png"),
+    "not an image": (
+        lambda path: path.write_text("white is the leaves\n"),
+        "{path} is not an image Pillow can read",
+        "pass a JPEG or PNG file",
+    ),
+    "all black": (
+        lambda path: Image.new("L", (64, 48), 0).save(path, format="PNG"),
+        "{path} is all black",
+        "paint white where the style should paint",
+    ),
+    "another aspect ratio": (
+        _mask_16_by_9,
+        "{path} is 64x36 px but the content image is 48x36 px as loaded",
+        "width-to-height ratio is 33.3% larger; crop or pad",
+    ),
+    "a folder": (
+        lambda path: path.mkdir(),
+        "{path} is a folder, not an image file",
+        "pass the path of a .jpg or .png file",
+    ),
+    "a dangling link": (_dangling_symlink, "moved-away.jpg, which does not exist", "fix or remove the link"),
+    "a 1x1 image": (
+        lambda path: Image.new("L", (1, 1), 255).save(path, format="PNG"),
+        "{path} is only 1x1 px",
+        "make the mask the size of the content image",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_MASKS)
+def test_a_bad_mask_is_one_line_naming_it_and_the_fix_and_makes_no_folder(tmp_path, output_root, env, kind):
+    make, what, fix = BAD_MASKS[kind]
+    path = tmp_path / "mask.png"
+    make(path)
+    before = snapshot(tmp_path)
+    args = ["-p", "style_masks", str(path), "--output-root", str(output_root)]
+    line = assert_refused(nst_cli("stylise", *SMALL, *args, env=env), env, before, [tmp_path])
+    assert line.startswith("error: ") and what.format(path=path) in line and fix in line, line
+
+
+@pytest.mark.parametrize(
+    ("masks", "styles", "says"),
+    [
+        (2, [], "style_masks has 2 masks for 1 style image (style_path): give one mask per style image"),
+        (1, ["-p", "style_images", repr([str(SAMPLE_STYLE_PATH)] * 2)], "style_masks has 1 mask for 2 style images"),
+    ],
+    ids=["more masks than styles", "fewer masks than styles"],
+)
+def test_more_or_fewer_masks_than_styles_is_one_line_and_makes_no_folder(
+    tmp_path, output_root, env, masks, styles, says
+):
+    path = tmp_path / "mask.png"
+    Image.new("L", (64, 48), 255).save(path)
+    before = snapshot(tmp_path)
+    args = ["-p", "style_masks", repr([str(path)] * masks), *styles, "--output-root", str(output_root)]
+    line = assert_refused(nst_cli("stylise", *SMALL, *args, env=env), env, before, [tmp_path])
+    assert line.startswith(f"error: {says}"), line
+
+
 @pytest.mark.parametrize("where", ["the file", "a folder under the file"])
 def test_an_output_root_that_is_a_file_is_one_line_naming_it_and_the_fix(tmp_path, env, where):
     user_file = tmp_path / "thesis.txt"

@@ -40,6 +40,18 @@ MUTANTS = [
     ("compute_layer_style_cost", "/ (4.0 * n_C**2)", "/ (n_C**2)", "1/4 is missing"),
     ("compute_style_cost", "J_style += coefficient * ", "J_style += ", "coefficients are ignored"),
     ("total_cost", "return alpha * J_content + beta * J_style", "return beta * J_content + alpha * J_style", "swapped"),
+    ("compute_guided_layer_style_cost", "a_G * mask * to_area", "a_G", "the mask is not applied"),
+    ("compute_guided_layer_style_cost", "a_G * mask * to_area", "a_G * mask", "not by the mask's area"),
+    ("compute_guided_layer_style_cost", "tf.reduce_sum(tf.square(mask))", "tf.reduce_sum(mask)", "Σ m², not Σ m"),
+    ("compute_guided_layer_style_cost", "a_G * mask * to_area", "a_G * tf.sqrt(mask) * to_area", "multiplies a_G²"),
+    (
+        "compute_guided_layer_style_cost",
+        "tf.sqrt(tf.math.divide_no_nan(float(n_H * n_W), area))",
+        "tf.math.divide_no_nan(float(n_H * n_W), area)",
+        "square root",
+    ),
+    ("compute_guided_layer_style_cost", "tf.math.divide_no_nan(", "tf.math.divide(", "an empty mask must cost 0"),
+    ("compute_guided_style_cost", "J_style += coefficient * ", "J_style += ", "coefficients ignored"),
 ]
 
 

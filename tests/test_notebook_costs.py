@@ -114,6 +114,93 @@ def test_tv_cost_matches_numpy_ignores_an_offset_and_scales_linearly(image, offs
     assert float(tv(tf.fill(image.shape, offset))) == 0.0
 
 
+@st.composite
+def activations_and_a_mask(draw):
+    """A style activation (1, h, w, n_C) of its own size, G's activation (1, n_H, n_W, n_C) and a random soft mask
+    (1, n_H, n_W, 1) in [0, 1], with some positions exactly 0 (outside) and at least one above 0."""
+    n_H, n_W, n_C = draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([0.1, 1.0, 50.0]))
+    a_S = rng.exponential(scale, (1, draw(st.integers(1, 6)), draw(st.integers(1, 6)), n_C))
+    a_G = rng.exponential(scale, (1, n_H, n_W, n_C))
+    mask = rng.random((1, n_H, n_W, 1)) * (rng.random((1, n_H, n_W, 1)) < 0.7)
+    mask.flat[rng.integers(mask.size)] = rng.uniform(0.05, 1.0)  # never empty
+    return tuple(tf.constant(x, tf.float32) for x in (a_S, a_G, mask))
+
+
+def reference_guided_layer_cost(a_S, a_G, mask) -> float:
+    """Independent reference in float64: Σ_ij (G_S / (h·w) − (A∘m)ᵀ(A∘m) / Σ m²)² / (4 n_C²), from the formula."""
+    A_S = a_S.numpy()[0].astype(np.float64)
+    masked = a_G.numpy()[0].astype(np.float64) * mask.numpy()[0].astype(np.float64)
+    G_S = np.einsum("hwc,hwd->cd", A_S, A_S) / (A_S.shape[0] * A_S.shape[1])
+    G_tilde = np.einsum("hwc,hwd->cd", masked, masked) / np.sum(mask.numpy().astype(np.float64) ** 2)
+    return float(np.sum((G_S - G_tilde) ** 2) / (4 * a_G.shape[-1] ** 2))
+
+
+@SETTINGS
+@given(activations_and_a_mask())
+def test_guided_layer_style_cost_matches_numpy_on_random_activations_and_a_random_mask(inputs):
+    a_S, a_G, mask = inputs
+    J = float(COSTS["compute_guided_layer_style_cost"](a_S, a_G, mask))
+    assert pytest.approx(reference_guided_layer_cost(a_S, a_G, mask), rel=1e-3, abs=1e-9) == J
+
+
+@SETTINGS
+@given(activations_and_a_mask())
+def test_a_mask_of_all_ones_gives_exactly_the_unguided_style_cost(inputs):
+    a_S, a_G, _ = inputs
+    ones = tf.ones((*a_G.shape[:3], 1))
+    guided = COSTS["compute_guided_layer_style_cost"](a_S, a_G, ones)
+    assert float(guided) == float(COSTS["compute_layer_style_cost"](a_S, a_G)), "exactly, not approximately"
+    layers = {"x": a_G}
+    style = {"x": a_S}
+    J_guided = COSTS["compute_guided_style_cost"](style, layers, [("x", 0.3)], ones.numpy())
+    assert float(J_guided) == float(COSTS["compute_style_cost"](style, layers, [("x", 0.3)]))
+
+
+@SETTINGS
+@given(activations_and_a_mask())
+def test_a_mask_of_zeros_for_a_style_removes_that_style_s_cost(inputs):
+    """Two styles, weighted and added as the notebook's compute_costs adds them: the second's empty mask leaves the
+    first's cost alone, and pulls G nowhere (a zero gradient, not a NaN)."""
+    a_S1, a_G, mask = inputs
+    a_S2 = 3.0 * tf.reverse(a_S1, axis=[2]) + 1.0  # another style of the same channels
+    guided, layers = COSTS["compute_guided_style_cost"], [("x", 0.7)]
+    zeros = np.zeros((1, *a_G.shape[1:3], 1), np.float32)
+    first = guided({"x": a_S1}, {"x": a_G}, layers, mask.numpy())
+    assert float(0.5 * first + 0.5 * guided({"x": a_S2}, {"x": a_G}, layers, zeros)) == float(0.5 * first)
+    assert float(guided({"x": a_S2}, {"x": a_G}, layers)) > 0, "without its mask the second style does cost"
+    with tf.GradientTape() as tape:
+        tape.watch(a_G)
+        removed = guided({"x": a_S2}, {"x": a_G}, layers, zeros)
+    gradient = tape.gradient(removed, a_G)
+    assert float(removed) == 0.0
+    assert gradient is None or not np.any(gradient.numpy()), "an empty mask must pull G nowhere"
+
+
+@SETTINGS
+@given(activations_and_a_mask())
+def test_what_g_holds_outside_the_mask_does_not_count(inputs):
+    a_S, a_G, mask = inputs
+    elsewhere = tf.where(mask > 0, a_G, 7.0 * tf.ones_like(a_G))
+    cost = COSTS["compute_guided_layer_style_cost"]
+    assert float(cost(a_S, elsewhere, mask)) == pytest.approx(float(cost(a_S, a_G, mask)), rel=1e-5, abs=1e-12)
+
+
+def test_the_guided_style_cost_pools_the_mask_to_each_layer():
+    """Two layers a pool apart: each layer's cost uses the mask pooled to its grid (TensorFlow's average pool)."""
+    rng = np.random.default_rng(7)
+    style = {k: tf.constant(rng.random((1, 5, 4, 3)), tf.float32) for k in "xy"}
+    generated = {"x": tf.constant(rng.random((1, 6, 8, 3)), tf.float32)}
+    generated["y"] = tf.constant(rng.random((1, 3, 4, 3)), tf.float32)
+    mask = (rng.random((1, 6, 8, 1)) < 0.5).astype(np.float32)
+    mask_y = tf.nn.avg_pool2d(mask, ksize=2, strides=2, padding="VALID")
+    expected = 0.4 * reference_guided_layer_cost(style["x"], generated["x"], tf.constant(mask))
+    expected += 0.6 * reference_guided_layer_cost(style["y"], generated["y"], mask_y)
+    J = COSTS["compute_guided_style_cost"](style, generated, [("x", 0.4), ("y", 0.6)], mask)
+    assert float(J) == pytest.approx(expected, rel=1e-4)
+
+
 def test_every_cost_is_found_in_the_notebook():
     assert set(COSTS) == set(COST_NAMES) and all(callable(cost) for cost in COSTS.values())
 

@@ -162,6 +162,36 @@ def test_the_largest_iteration_count_is_allowed():
     assert Settings(iterations=MAX_ITERATIONS).iterations == MAX_ITERATIONS
 
 
+def test_style_masks_pair_one_mask_with_each_style():
+    assert Settings().style_masks is None
+    assert Settings(style_masks="leaves.png").style_masks == ("leaves.png",), "a bare path is a list of one"
+    assert Settings(style_masks=[NOTEBOOK_PATH]).style_masks == (str(NOTEBOOK_PATH),)
+    blended = Settings(style_images=[("a.jpg", 3), ("b.jpg", 1)], style_masks=["sky.png", "ground.png"])
+    assert blended.style_masks == ("sky.png", "ground.png")
+    assert Settings(**blended.asdict()) == blended, "params.json makes the same Settings"
+    one_masked = Settings(style_images=["a.jpg", "b.jpg"], style_masks=[None, "ground.png"])
+    assert one_masked.style_masks == (None, "ground.png"), "None: that style paints everywhere"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"style_masks": ["a.png", "b.png"]}, "style_masks has 2 masks for 1 style image (style_path): give one mask"),
+        ({"style_masks": []}, "style_masks has 0 masks for 1 style image (style_path)"),
+        (
+            {"style_masks": ["a.png"], "style_images": [("a.jpg", 1), ("b.jpg", 1)]},
+            "style_masks has 1 mask for 2 style images in style_images: give one mask per style image, in the same",
+        ),
+        ({"style_masks": 3}, "style_masks=3: expected a list of mask image paths, one per style, e.g. style_masks="),
+        ({"style_masks": [("a.png", 1.0)]}, "style_masks=[('a.png', 1.0)]: expected a list of mask image paths"),
+    ],
+)
+def test_more_or_fewer_masks_than_styles_is_one_line(change, words):
+    with pytest.raises(SettingsError) as error:
+        Settings(**{**GOOD, **change})
+    assert_one_line_naming(error, words)
+
+
 # ---------------------------------------------------------------------------- parse_setting: `-p NAME VALUE`
 
 
@@ -185,6 +215,10 @@ def test_the_largest_iteration_count_is_allowed():
         ("content_layer", "'conv5_2'", "conv5_2"),
         ("content_path", "photos/1.jpg", "photos/1.jpg"),
         ("live_view", "False", False),
+        ("style_masks", "images/leaves mask.png", ("images/leaves mask.png",)),
+        ("style_masks", "['sky.png', 'ground.png']", ["sky.png", "ground.png"]),
+        ("style_masks", "None", None),
+        ("style_masks", "[None, 'ground.png']", [None, "ground.png"]),
     ],
 )
 def test_parse_setting_gives_the_declared_type(name, text, expected):

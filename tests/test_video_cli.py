@@ -145,7 +145,12 @@ def test_an_empty_frames_folder_is_one_line(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
-    [("gamma", "-1", "gamma=-1.0"), ("gama", "1", "unknown parameter gama"), ("max_frames", "0", "max_frames=0")],
+    [
+        ("gamma", "-1", "gamma=-1.0"),
+        ("gama", "1", "unknown parameter gama"),
+        ("max_frames", "0", "max_frames=0"),
+        ("style_masks", "images/raccoon_leaves_mask.png", "style_masks: masks are for still images"),
+    ],
 )
 def test_a_bad_setting_is_one_line_before_any_kernel(tmp_path, name, value, expected):
     done = video_cli("-p", name, value, "--output-root", str(tmp_path / "out"))
