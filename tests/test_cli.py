@@ -20,7 +20,7 @@ from PIL import Image
 from nst.images import load_image
 from nst.paths import PROJECT_DIR, SAMPLE_CONTENT_PATH
 
-SMALL = ["-p", "max_side_px", "48", "-p", "iterations", "3", "-p", "save_every", "2"]
+SMALL = ["-p", "max_side_px", "48", "-p", "iterations", "5", "-p", "save_every", "2"]  # 3 are the trial's
 
 
 def nst_cli(*args, cwd=PROJECT_DIR):
@@ -46,14 +46,14 @@ def test_stylise_writes_images_metrics_and_the_executed_notebook(tmp_path):
     done = stylise_cli(*SMALL, "--output-root", str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     (run_dir,) = tmp_path.iterdir()
-    assert {"final.png", "iter_0002.png", "metrics.csv", "params.json", "notebook.ipynb", "kernel.log"} <= {
+    assert {"final.png", "iter_0004.png", "metrics.csv", "params.json", "notebook.ipynb", "kernel.log"} <= {
         p.name for p in run_dir.iterdir()
     }
     assert f"Final image: {run_dir / 'final.png'}" in done.stdout
     assert "stylising" in done.stdout + done.stderr  # the headless progress bar, not widgets
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
-    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
-    assert json.loads((run_dir / "params.json").read_text())["iterations"] == 3
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4, 5], "the trial's three steps are the run's first"
+    assert json.loads((run_dir / "params.json").read_text())["iterations"] == 5
     executed = nbformat.read(run_dir / "notebook.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     image = load_image(run_dir / "final.png", max_side_px=None)
