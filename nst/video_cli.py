@@ -68,8 +68,9 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     settings = VideoSettings(input_path=str(input_path), style_path=str(style_path), **parameters)
     checked_weights = check_weights(settings.weights)  # a file that is no weights file: one line, and no folder
     load_style_image(style_path, settings.max_side_px)  # one line now, not after a kernel has started
+    first_params = None
     if resume_dir is not None:
-        resume_dir = _resumable(Path(resume_dir).expanduser().absolute(), settings)
+        resume_dir, first_params = _resumable(Path(resume_dir).expanduser().absolute(), settings)
     clip = probe_clip(input_path, settings.max_side_px, settings.max_frames)  # every frame decoded once
     memory = dict(
         height_px=clip.size_px[0],
@@ -82,7 +83,10 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     check_clip_memory(clip, estimate_memory_bytes(**memory), available_memory_bytes())
     if resume_dir is None:
         check_writable_dir(output_root)  # the last check: a run refused never waits for the network
-    weights = weights_for_kernel(checked_weights)  # a checked file, or "random"; fetched here on first use
+    if first_params is not None and settings.weights is None:  # the frames so far were made with these weights
+        weights = _weights_of(first_params, resume_dir)
+    else:
+        weights = weights_for_kernel(checked_weights)  # a checked file, or "random"; fetched here on first use
     run_dir = resume_dir or make_run_dir(output_root, label=f"{input_path.stem}+{style_path.stem}")
     # Every setting, not only those given: the kernel runs exactly the settings checked here (and that --resume
     # compares), whatever defaults its parameters cell takes from the environment.
@@ -105,8 +109,9 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     return run_dir
 
 
-def _resumable(run_dir: Path, settings) -> Path:
-    """`run_dir` if it is a video run started with these settings; NSTError saying what it is otherwise."""
+def _resumable(run_dir: Path, settings) -> tuple[Path, dict]:
+    """(`run_dir`, its params.json) if it is a video run started with these settings; NSTError saying what it is
+    otherwise."""
     from nst.batch_plan import BATCH_JSON_NAME
     from nst.video_io import check_same_settings
 
@@ -127,7 +132,24 @@ def _resumable(run_dir: Path, settings) -> Path:
         raise NSTError(f"--resume {run_dir}: that folder is {what}, not a video run; {fix}")
     now = {**settings.asdict(), "weights": first.get("weights")}  # the kernel records the weights it found
     check_same_settings(first, now, run_dir)
-    return run_dir
+    return run_dir, first
+
+
+def _weights_of(first_params: dict, run_dir: Path) -> str:
+    """The weights a resumed video run goes on with: those its first frames were made with ("random", or their
+    file), so that every frame of a clip has the same network, whatever was fetched or moved in between."""
+    from nst.weights import check_weights_file
+
+    recorded = str(first_params.get("weights") or "")
+    if recorded.startswith("random-feature"):
+        return "random"
+    _, sep, path = recorded.partition(": ")  # "Keras h5: /path/file.h5", "MatConvNet .mat (… release): /path"
+    if sep and Path(path).is_file():
+        return str(check_weights_file(path))
+    raise NSTError(
+        f"--resume {run_dir}: its frames were made with the weights {recorded or '(not recorded)'}, which are not "
+        "there now; put that file back, pass -p weights with it, or start anew without --resume"
+    )
 
 
 def _interrupted_line(run_dir: Path, input_path: Path, style_path: Path, parameters: dict) -> str:

@@ -338,3 +338,19 @@ def test_resume_at_a_folder_that_is_no_video_run_says_what_it_is(tmp_path, make,
     assert line.startswith(f"error: --resume {run_dir}: {says}"), line
     fix = "pass the folder of the interrupted video run (its line said --resume RUN_DIR), or start anew without it"
     assert line.endswith(fix), line
+
+
+# ---------------------------------------------------------------------------- --resume keeps the clip's weights
+
+
+def test_resume_goes_on_with_the_weights_the_first_frames_were_made_with(tmp_path, files):
+    from nst.errors import NSTError
+    from nst.video_cli import _weights_of
+
+    random_run = {"weights": "random-feature VGG-19 (He-normal, seed 0) — not pretrained"}
+    assert _weights_of(random_run, tmp_path) == "random"  # not whatever file was fetched since
+    file_run = {"weights": f"Keras h5: {files['h5']}"}
+    assert _weights_of(file_run, tmp_path) == str(Path(files["h5"]).absolute())
+    moved = {"weights": f"Keras h5: {tmp_path / 'gone.h5'}"}
+    with pytest.raises(NSTError, match=r"gone\.h5, which are not there now; put that file back"):
+        _weights_of(moved, tmp_path)
