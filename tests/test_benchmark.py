@@ -38,3 +38,50 @@ def test_benchmark_quick_mode_runs_end_to_end(tmp_path):
     ):
         assert words in text, f"{words!r} missing from the benchmark's report"
     assert "not measured" not in text, text
+
+
+def test_finish_measures_only_what_a_cut_short_run_lacks(tmp_path, monkeypatch):
+    """`--finish`: the later stages a results .json lacks, each once, and nothing when none is missing."""
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    import benchmark
+
+    calls = []
+
+    def record(*call, result=None):
+        calls.append(call)
+        return result if result is not None else {}
+
+    monkeypatch.setattr(benchmark, "judged_pairs", lambda folder: [(Path("c.png"), Path("s.png"))])
+    monkeypatch.setattr(benchmark, "time_to_picture", lambda run, target: None)
+    monkeypatch.setattr(benchmark, "run_stylise", lambda c, s, work, **p: record("stylise", p))
+    monkeypatch.setattr(
+        benchmark,
+        "run_big",
+        lambda w, h, work, opt, its, note="": record("big", w, h, opt, result={"size": f"{w}×{h}", "optimizer": opt}),
+    )
+    monkeypatch.setattr(benchmark, "run_notebook", lambda w, h, work, **p: record("bf16", p["precision"]))
+    monkeypatch.setattr(benchmark, "run_matmul", lambda work, n: record("matmul", result={"n": n}))
+    first_option, *other_options = benchmark.OPTIONS
+    cut_short = {
+        "judged": [{"recipe": {"picture": {}}}],
+        "options": {key: {} for key, _, _ in other_options},
+        "bigs": [{"size": "1920×1080", "optimizer": "adam"}],
+        "matmul_runs": [{"n": 2048}],
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(cut_short))
+    benchmark.finish(path, tmp_path)
+    assert calls == [
+        ("stylise", first_option[2]),
+        *[("big", w, h, opt) for w, h, opt, _ in benchmark.BIG_RUNS if (w, opt) != (1920, "adam")],
+        ("bf16", "bf16"),
+        ("matmul",),
+    ]
+    finished = json.loads(path.read_text())
+    assert set(finished["options"]) == {key for key, _, _ in benchmark.OPTIONS}
+    calls.clear()
+    benchmark.finish(path, tmp_path)
+    assert calls == []
