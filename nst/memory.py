@@ -14,8 +14,10 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 # Bytes per activation value kept during one value-and-gradient evaluation, relative to the forward activations:
 # the model outputs stay for the backward pass, the other conv layers keep a boolean mask (nst/frozen_conv.py), and
 # the backward pass adds gradients of the largest layers. Fitted to the notebook kernel's peak RSS in fp32
-# (docs/benchmark_results.md): 5.5 GB at 1920×1080 and 18.0 GB at 3840×2160, estimated at 7.6 and 20.4 GB. bf16
-# needs less. Small sizes are overestimated (400×300: 3.5 GB against 1.4 GB), which is harmless.
+# (docs/benchmark_results_avx2.md): 5.5 GB at 1920×1080 and 18.0 GB at 3840×2160, estimated at 7.6 and 20.4 GB. The
+# finished default run (coarse to fine, bf16; docs/benchmark_results_avx512-bf16.md) peaked higher: 6.6 GB and 23.7 GB,
+# so at 3840×2160 this is 14 % under (not yet explained). Small sizes are overestimated (400×300: 3.5 GB against
+# 1.4 GB), which is harmless.
 MEMORY_ACTIVATION_FACTOR = 1.6
 MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
 # L-BFGS adds float64 arrays the size of the image: scipy's L-BFGS-B keeps 2 × 10 correction vectors and its work
