@@ -37,6 +37,31 @@ def test_no_image_or_widget_outputs(notebook):
     assert "widgets" not in notebook.metadata, "widget state is stored in the notebook metadata"
 
 
+def test_stored_without_timestamps_and_one_stream_each(notebook):
+    """No run's timestamps to diff, and a cell's stdout in one piece however the kernel split its writes."""
+    for index, cell in enumerate(code_cells(notebook)):
+        assert "execution" not in cell.metadata, f"code cell {index} stores timestamps: run tools/store_notebook.py"
+        names = [output.name for output in cell.outputs if output.output_type == "stream"]
+        assert len(names) == len(set(names)), f"code cell {index} stores its {names} in pieces"
+
+
+def test_store_notebook_joins_a_split_stream_and_drops_stderr():
+    import sys
+
+    sys.path.insert(0, str(PROJECT_DIR / "tools"))
+    from store_notebook import keep_text_only
+
+    split = [
+        {"output_type": "stream", "name": "stdout", "text": "check: passed"},
+        {"output_type": "stream", "name": "stderr", "text": "I0000 oneDNN custom operations are on"},
+        {"output_type": "stream", "name": "stdout", "text": "\n"},
+        {"output_type": "display_data", "data": {"image/png": "…", "text/plain": "<Figure>"}, "metadata": {}},
+    ]
+    kept = keep_text_only(split)
+    assert kept[0] == {"output_type": "stream", "name": "stdout", "text": "check: passed\n"}
+    assert kept[1]["data"] == {"text/plain": "<Figure>"} and len(kept) == 2
+
+
 def test_ignored_cells_are_stored_empty(notebook):
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code" and cell.source.startswith("# NBVAL_IGNORE_OUTPUT"):
