@@ -154,7 +154,8 @@ class BackgroundRun:
         self.kernels: list[psutil.Process] = []  # this run's kernels, as seen while it ran
 
     def wait_for_rows(self, output_root: Path, rows: int) -> Path:
-        """Wait until the run's own metrics.csv has `rows` rows (the trial's, in trial/, does not count)."""
+        """Wait until the run's metrics.csv has `rows` rows (Adam's three trial steps are its first three, written
+        when the run starts)."""
         deadline = time.monotonic() + ROWS_TIMEOUT_S
         while time.monotonic() < deadline and self.process.poll() is None:
             self.kernels = self.kernels or kernels_of(self.process)
@@ -478,7 +479,7 @@ def test_a_killed_kernel_is_one_line_naming_the_checkpoint_and_the_metrics(tmp_p
     args = ["-p", "max_side_px", str(SIZE_PX), "-p", "iterations", "100000", "-p", "save_every", "100000"]
     run = BackgroundRun([*args, "--output-root", str(output_root)], env, tmp_path)
     try:
-        run_dir = run.wait_for_rows(output_root, rows=3)
+        run_dir = run.wait_for_rows(output_root, rows=3 + 3)  # the trial's 3, then 3 of the run
         (kernel,) = run.kernels or kernels_of(run.process)  # this run's kernel, a child of this command only
         kernel.send_signal(signal.SIGKILL)
         assert run.wait() == 1, run.output()
@@ -489,7 +490,7 @@ def test_a_killed_kernel_is_one_line_naming_the_checkpoint_and_the_metrics(tmp_p
     assert line.startswith("error: the kernel died"), line
     assert str(latest) in line and str(metrics) in line, line
     assert load_image(latest, max_side_px=None).shape == IMAGE_SHAPE
-    assert len(list(csv.DictReader(metrics.open()))) >= 3
+    assert len(list(csv.DictReader(metrics.open()))) >= 3 + 3
     # A SIGKILL may leave the temporary file of an image being written (the image itself is whole or absent).
     assert incomplete_files(run_dir, skip=lambda p: p.name.startswith(".") and p.suffix == ".tmp") == []
     assert not (run_dir / PARTIAL_NOTEBOOK).exists(), "papermill's notebook is published or removed"
@@ -550,7 +551,7 @@ def disk_filled(tmp_path_factory):
         args = ["-p", "max_side_px", str(SIZE_PX), "-p", "iterations", "100000", "-p", "save_every", "1"]
         run = BackgroundRun([*args, "--output-root", str(disk)], env, tmp_path)
         try:
-            run_dir = run.wait_for_rows(disk, rows=3)
+            run_dir = run.wait_for_rows(disk, rows=3 + 3)  # the trial's 3, then 3 iterations with snapshots
             fill_up(disk)
             status = run.wait()
         finally:
