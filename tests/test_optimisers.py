@@ -125,12 +125,18 @@ def test_the_run_loop_drives_lbfgs_and_stop_ends_it(tmp_path, monkeypatch):
     lbfgs = LBFGS(toy_costs(target), image)
     threads_before = set(threading.enumerate())
     run = StyleTransferRun(lbfgs, image, 10**6, tmp_path / "run", live_view=False)
-    run.start()
-    while len(run.history) < 3:
-        run.wait(0.05)
-    run.stop()
-    run.wait()
-    assert run.message.startswith("stopped at iteration")
+    evaluate = lbfgs.evaluate
+
+    def evaluate_then_stop_after_3_iterations(x_float64):
+        # Stop from inside the run, as a button would between iterations: a test thread polling the run
+        # raced L-BFGS, which converges on this toy cost in about 28 iterations, a fraction of a second.
+        if len(run.history) >= 3:
+            run.stop()
+        return evaluate(x_float64)
+
+    lbfgs.evaluate = evaluate_then_stop_after_3_iterations
+    run.start().wait()
+    assert run.message.startswith("stopped at iteration"), run.message
     assert_no_thread_left(threads_before)  # the L-BFGS loop ends with the run, in the run's own thread
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert len(rows) >= 3 and float(rows[-1]["total"]) < float(rows[0]["total"])
