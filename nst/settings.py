@@ -59,7 +59,7 @@ class Settings(SettingsMethods):
     max_side_px: int = 400  # long side of G, in pixels (aspect ratio kept)
     # Tuned by the picture judge on random features (docs/benchmarks.md): two sizes, the course's learning rate
     iterations: int = 10  # iterations at full size, after the smaller sizes (L-BFGS: about 20, with coarse_to_fine=1)
-    optimizer: str = "adam"  # "adam" (the course's, this notebook's train_step) or "lbfgs" (faster, fewer iterations)
+    optimizer: str = "adam"  # "adam" (the course's, this notebook's train_step) or "lbfgs" (see the line above)
     coarse_to_fine: int = 2  # number of sizes, each twice the previous, ending at max_side_px (1: full size only)
     coarse_iterations: int = 100  # iterations at each smaller size (Adam's trial steps are the first three)
     precision: str = "auto"  # "auto" (bf16 where native, but fp32 for L-BFGS and elsewhere), "fp32" or "bf16"
@@ -181,7 +181,7 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"max_side_px={s.max_side_px!r}: must be a whole number ≥ {MIN_SHORT_SIDE_PX} (pixels)")
     _set(s, "max_side_px", int(s.max_side_px))
     if s.optimizer not in OPTIMIZERS:
-        raise SettingsError(f"optimizer={s.optimizer!r}: choose 'adam' (the course's) or 'lbfgs' (faster)")
+        raise SettingsError(f"optimizer={s.optimizer!r}: choose 'adam' (the course's) or 'lbfgs'")
     _whole(s, "coarse_to_fine", 1, None, "number of sizes, a whole number ≥ 1 (1: full size only)")
     _whole(s, "coarse_iterations", 0, MAX_ITERATIONS, "must be a whole number ≥ 0")
     if s.precision not in PRECISIONS:
