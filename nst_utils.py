@@ -2,8 +2,8 @@
 
     paths         SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH, SAMPLE_MASK_PATH, OUTPUT_DIR, NSTError
     settings      Settings: every setting, its default and its check (nst.settings)
-    images        load_image, load_style_image, save_image, resize_image, fit_to_max_side, style_max_side,
-                  style_upsampling_note
+    images        load_image, load_style_image, save_image, resize_image, fit_to_max_side, shrink_to_max_side,
+                  style_max_side, style_upsampling_note
     masks         load_mask, load_style_masks, masks_at, mask_at_layer: spatial control (nst.masks)
     starting      initial_image, INITIAL_IMAGE_KINDS (nst.initial)
     colour        transfer_luminance_only, match_colour_histogram (nst.colour)
@@ -42,6 +42,7 @@ _EXPORTS = {
         "save_image",
         "resize_image",
         "fit_to_max_side",
+        "shrink_to_max_side",
         "style_max_side",
         "style_upsampling_note",
     ),

@@ -61,6 +61,16 @@ def resize_image(image_rgb01, height_px: int, width_px: int) -> np.ndarray:
     return _resized_rgb01(pixels, (int(width_px), int(height_px)))
 
 
+def shrink_to_max_side(image_rgb01, max_side_px: int | None) -> np.ndarray:
+    """An (H, W, 3) image in [0, 1] with its longer side at most `max_side_px`: resized down (aspect kept) if
+    larger, else returned as it is (None: no limit). What a picture on screen needs, whatever the size of the run."""
+    pixels = as_rgb_image(image_rgb01, "image_rgb01")
+    limit_px = checked_max_side(max_side_px)
+    if limit_px is None or max(pixels.shape[:2]) <= limit_px:
+        return pixels
+    return resize_image(pixels, *fit_to_max_side(*pixels.shape[:2], max_side_px))
+
+
 def as_rgb_image(image, name: str = "image") -> np.ndarray:
     """`image` (numpy or TensorFlow) as a float32 (H, W, 3) array; ValueError naming `name` and its shape otherwise."""
     pixels = np.asarray(image, dtype=np.float32)

@@ -33,6 +33,7 @@ from nst.images import (
     resize_image,
     rgb01_to_uint8,
     save_image,
+    shrink_to_max_side,
     style_max_side,
     style_size_for,
     style_upsampling_note,
@@ -162,6 +163,21 @@ def test_resize_to_max_side_keeps_aspect_range_and_rank():
     _assert_refuses_batch(error, (1, 30, 60, 3))
     flat = np.full((30, 60, 3), 0.25, np.float32)
     np.testing.assert_allclose(resize_image(flat, *fit_to_max_side(30, 60, 17)), 0.25, atol=1e-5)
+
+
+def test_shrink_to_max_side_only_ever_shrinks():
+    # What the notebook's show() puts on screen: a large image at most that size, aspect kept; a small one as it is.
+    tall = np.random.default_rng(1).random((90, 30, 3), dtype=np.float32)
+    _assert_rgb01(shrink_to_max_side(tall, 45), (45, 15, 3))
+    np.testing.assert_array_equal(shrink_to_max_side(tall, 90), tall)  # already that size
+    np.testing.assert_array_equal(shrink_to_max_side(tall, 800), tall)  # never enlarged
+    np.testing.assert_array_equal(shrink_to_max_side(tall, None), tall)
+    np.testing.assert_allclose(shrink_to_max_side(np.full((40, 80, 3), 0.5, np.float32), 8), 0.5, atol=1e-5)
+    with pytest.raises(ValueError, match="max_side_px"):
+        shrink_to_max_side(tall, 0)
+    with pytest.raises(ValueError) as error:  # the one shape convention: (H, W, 3)
+        shrink_to_max_side(tall[np.newaxis], 45)
+    _assert_refuses_batch(error, (1, 90, 30, 3))
 
 
 def test_image_size_for_matches_load_image_without_decoding(tmp_path, two_colour_rgb):
