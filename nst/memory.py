@@ -5,6 +5,7 @@ No TensorFlow here, so the command line can check a size before it starts a kern
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 
 # Bytes per activation value kept during one value-and-gradient evaluation, relative to the forward activations:
 # the model outputs stay for the backward pass, the other conv layers keep a boolean mask (nst/frozen_conv.py), and
-# the backward pass adds gradients of the largest layers. Fitted to the notebook kernel's peak RSS in fp32
-# (docs/benchmark_results_avx2.md): 5.5 GB at 1920×1080 and 18.0 GB at 3840×2160, estimated at 7.6 and 20.4 GB. The
-# finished default run (coarse to fine, bf16; docs/benchmark_results_avx512-bf16.md) peaked higher: 6.6 GB and 23.7 GB,
-# so at 3840×2160 this is 14 % under (not yet explained). Small sizes are overestimated (400×300: 3.5 GB against
-# 1.4 GB), which is harmless.
-MEMORY_ACTIVATION_FACTOR = 1.6
+# the backward pass adds gradients of the largest layers. Fitted to the notebook kernel's peak RSS (trial, coarse
+# iterations, one at full size, every cell after the run), the worse of bf16 and fp32, on the AVX512-BF16 machine
+# (oneDNN on; docs/benchmarks.md, "Memory at large sizes"): 6.37 GB at 1920×1080 (fp32; bf16 5.30), 13.15 GB at
+# 2880×1620 (bf16) and 23.11 GB at 3840×2160 (bf16; fp32 22.02), estimated at 8.4, 14.8 and 23.7 GB. On the AVX2
+# machine (oneDNN off) fp32 peaked lower: 5.5 and 18.0 GB. Small sizes are overestimated (400×300: 3.6 GB against
+# 1.2 GB), which is harmless.
+MEMORY_ACTIVATION_FACTOR = 1.9
 MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
 # L-BFGS adds float64 arrays the size of the image: scipy's L-BFGS-B keeps 2 × 10 correction vectors and its work
 # arrays, and nst.optimisers.LBFGS the gradient and copies of x. Measured on the notebook with L-BFGS at 1920×1080,
@@ -97,6 +99,19 @@ def available_memory_bytes() -> int:
         raise NSTError("cannot tell how much memory is available (no psutil, no /proc/meminfo)") from None
 
 
+def _own_resident_bytes() -> int:
+    """The resident memory of this process now (psutil, else /proc/self/statm), 0 if it cannot be told."""
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except ImportError:
+        try:
+            return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
+
+
 def check_memory(
     height_px: int,
     width_px: int,
@@ -104,9 +119,16 @@ def check_memory(
     available_bytes: int | None = None,
     optimizer: str = "adam",
     style_sizes_px: Sequence[tuple[int, int]] = (),
+    in_running_process: bool = False,
 ):
-    """Refuse, before anything long starts, a size whose estimated memory would not fit; returns the estimate."""
+    """Refuse, before anything long starts, a size whose estimated memory would not fit; returns the estimate.
+
+    in_running_process: the check runs in the process that will run the optimisation (the notebook's kernel), whose
+    memory so far (TensorFlow, the images) is part of the estimate, so it counts as available too.
+    """
     available = available_memory_bytes() if available_bytes is None else int(available_bytes)
+    if in_running_process:
+        available += _own_resident_bytes()
     needed = estimate_memory_bytes(height_px, width_px, deepest_layer, optimizer, style_sizes_px)
     if needed <= available:
         return needed

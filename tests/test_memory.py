@@ -11,8 +11,9 @@ def test_memory_estimate_grows_with_size_and_depth():
     estimates = [estimate_memory_bytes(h, w, "conv5_1") for h, w in sizes]
     assert estimates == sorted(estimates) and len(set(estimates)) == len(estimates)
     assert estimate_memory_bytes(300, 400, "conv1_1") < estimate_memory_bytes(300, 400, "conv5_1")
-    assert estimate_memory_bytes(1080, 1920) < 8e9, "1920×1080 peaked at 6.5 GB"
-    assert estimate_memory_bytes(2160, 3840) < 21e9, "3840×2160 must fit a 24 GB machine"
+    # Measured (docs/benchmarks.md): the notebook's kernel peaked at 6.37 GB at 1920×1080 and 23.11 GB at 3840×2160.
+    assert 6.37e9 <= estimate_memory_bytes(1080, 1920) < 9e9
+    assert 23.11e9 <= estimate_memory_bytes(2160, 3840) < 24.5e9, "3840×2160 must fit a 24 GB machine (24.8 free)"
 
 
 def test_lbfgs_needs_its_float64_arrays_on_top():
@@ -20,7 +21,7 @@ def test_lbfgs_needs_its_float64_arrays_on_top():
     adam, lbfgs = (estimate_memory_bytes(1080, 1920, optimizer=name) for name in ("adam", "lbfgs"))
     assert lbfgs >= 7.89e9 and 2.0e9 <= lbfgs - adam <= 2.5e9
     # 3840×2160 fits a 24 GB machine with Adam but not with L-BFGS, which is told the size that would.
-    available = 21e9
+    available = 24.5e9
     check_memory(2160, 3840, available_bytes=available, optimizer="adam")
     with pytest.raises(NSTError, match=r"3840×2160 px through conv5_1 with L-BFGS needs .* max_side_px=\d+") as err:
         check_memory(2160, 3840, available_bytes=available, optimizer="lbfgs")
@@ -68,6 +69,25 @@ def test_a_size_that_does_not_fit_is_refused_with_a_smaller_max_side():
     suggested = int(str(err.value).split("max_side_px=")[1].split()[0])
     assert 400 <= suggested <= 1024
     assert estimate_memory_bytes(round(3000 * suggested / 4000), suggested) <= available
+
+
+def test_the_running_process_counts_what_it_holds_as_available(monkeypatch):
+    # The notebook's kernel checks after importing TensorFlow: its own memory is inside the estimate's base.
+    import nst.memory
+
+    needed = estimate_memory_bytes(768, 1024)
+    monkeypatch.setattr(nst.memory, "_own_resident_bytes", lambda: 2_000_000_000)
+    with pytest.raises(NSTError, match="needs about"):
+        check_memory(768, 1024, available_bytes=needed - 1_000_000_000)
+    assert check_memory(768, 1024, available_bytes=needed - 1_000_000_000, in_running_process=True) == needed
+    with pytest.raises(NSTError, match="needs about"):
+        check_memory(768, 1024, available_bytes=needed - 3_000_000_000, in_running_process=True)
+
+
+def test_own_resident_memory_is_measured():
+    from nst.memory import _own_resident_bytes
+
+    assert 10_000_000 < _own_resident_bytes() < 100_000_000_000  # a Python process with numpy: tens of MB at least
 
 
 def test_when_nothing_fits_the_advice_is_to_free_memory():
