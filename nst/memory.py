@@ -17,9 +17,9 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 # the backward pass adds gradients of the largest layers. Fitted to the notebook kernel's peak RSS (trial, coarse
 # iterations, one at full size, every cell after the run), the worse of bf16 and fp32, on the AVX512-BF16 machine
 # (oneDNN on; docs/benchmarks.md, "Memory at large sizes"): 6.37 GB at 1920×1080 (fp32; bf16 5.30), 13.15 GB at
-# 2880×1620 (bf16) and 23.11 GB at 3840×2160 (bf16; fp32 22.02), estimated at 8.4, 14.8 and 23.7 GB. On the AVX2
-# machine (oneDNN off) fp32 peaked lower: 5.5 and 18.0 GB. Small sizes are overestimated (400×300: 3.6 GB against
-# 1.2 GB), which is harmless.
+# 2880×1620 (bf16) and 23.11 GB at 3840×2160 (bf16; fp32 22.02), estimated at 8.4, 14.8 and 23.7 GB; the full
+# default runs (bf16) peaked at 6.67 and 20.97 GB. On the AVX2 machine (oneDNN off) fp32 peaked lower: 5.5 and
+# 18.0 GB. Small sizes are overestimated (400×300: 3.6 GB against 1.2 GB), which is harmless.
 MEMORY_ACTIVATION_FACTOR = 1.9
 MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
 # L-BFGS adds float64 arrays the size of the image: scipy's L-BFGS-B keeps 2 × 10 correction vectors and its work
