@@ -68,7 +68,7 @@ def shrink_to_max_side(image_rgb01, max_side_px: int | None) -> np.ndarray:
     limit_px = checked_max_side(max_side_px)
     if limit_px is None or max(pixels.shape[:2]) <= limit_px:
         return pixels
-    return resize_image(pixels, *fit_to_max_side(*pixels.shape[:2], max_side_px))
+    return resize_image(pixels, *fit_to_max_side(*pixels.shape[:2], limit_px))
 
 
 def as_rgb_image(image, name: str = "image") -> np.ndarray:

@@ -5,7 +5,6 @@ No TensorFlow here, so the command line can check a size before it starts a kern
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -100,16 +99,12 @@ def available_memory_bytes() -> int:
 
 
 def _own_resident_bytes() -> int:
-    """The resident memory of this process now (psutil, else /proc/self/statm), 0 if it cannot be told."""
+    """The resident memory of this process now; 0 without psutil (then nothing is counted twice, only cautiously)."""
     try:
         import psutil
-
-        return int(psutil.Process().memory_info().rss)
     except ImportError:
-        try:
-            return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            return 0
+        return 0
+    return int(psutil.Process().memory_info().rss)
 
 
 def check_memory(
