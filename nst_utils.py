@@ -9,6 +9,7 @@
     colour        transfer_luminance_only, match_colour_histogram (nst.colour)
     model         load_vgg_model, choose_precision, vgg19_layer_names (nst.model, nst.vgg19)
     memory        check_memory (nst.memory)
+    style targets style_stand_ins, gram_stand_in: the style's activations kept as their Gram (nst.style_targets)
     runs          StyleTransferRun, Stage, make_run_dir, RunFolder (nst.run, nst.run_folder)
     optimisers    LBFGS, coarse_sizes (nst.optimisers)
     video         optical_flow, warp, consistency_mask, flow_to_rgb, is_new_shot, probe_clip, read_frames,
@@ -52,6 +53,7 @@ _EXPORTS = {
     "nst.model": ("load_vgg_model", "choose_precision"),
     "nst.vgg19": ("vgg19_layer_names",),
     "nst.memory": ("check_memory",),
+    "nst.style_targets": ("style_stand_ins", "gram_stand_in"),
     "nst.run": ("StyleTransferRun", "Stage"),
     "nst.run_folder": ("make_run_dir", "RunFolder"),
     "nst.optimisers": ("LBFGS", "coarse_sizes"),

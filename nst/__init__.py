@@ -9,6 +9,7 @@ model_options       the precisions, poolings and optimisers a run may choose (no
 model               load_vgg_model: the frozen feature extractor, in fp32 or bf16
 frozen_conv         its conv + ReLU layer, whose backward pass differentiates the image alone (less memory)
 memory              the memory estimate and check (no TensorFlow)
+style_targets       the style's activations kept small: an n_C × n_C stand-in with each layer's Gram per pixel (no TF)
 images              load, save and resize (H, W, 3) float32 RGB images in [0, 1]; sizes are (height_px, width_px)
 masks               spatial control: a mask per style, loaded, checked, resized and pooled to each layer (no TensorFlow)
 initial             the images an optimisation starts from
