@@ -15,23 +15,22 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 # the model outputs stay for the backward pass, the other conv layers keep a boolean mask (nst/frozen_conv.py), and
 # the backward pass adds gradients of the largest layers. Fitted to the notebook kernel's peak RSS (trial, coarse
 # iterations, one at full size, every cell after the run), the worse of bf16 and fp32, on the AVX512-BF16 machine
-# (oneDNN on; docs/benchmarks.md, "Memory at large sizes"): 6.37 GB at 1920×1080 (fp32; bf16 5.30), 13.15 GB at
-# 2880×1620 (bf16) and 23.11 GB at 3840×2160 (bf16; fp32 22.02), estimated at 8.4, 14.8 and 23.7 GB; the full
-# default runs (bf16) peaked at 6.67 and 20.97 GB. On the AVX2 machine (oneDNN off) fp32 peaked lower: 5.5 and
-# 18.0 GB. Small sizes are overestimated (400×300: 3.6 GB against 1.2 GB), which is harmless.
-MEMORY_ACTIVATION_FACTOR = 1.9
+# (oneDNN on; docs/benchmarks.md, "The style's Gram, not its activations"), since the style targets are kept as
+# their Gram (nst/style_targets.py): 4.58 GB at 1920×1080 (fp32; bf16 4.17) and 14.92 GB at 3840×2160 (fp32; bf16
+# 13.38), estimated at 6.5 and 16.2 GB. Before, when the style's activations were kept, the same runs peaked at 6.39
+# and 22.05 GB (bf16). Small sizes are overestimated (400×300: 3.5 GB against about 1.2 GB), which is harmless.
+MEMORY_ACTIVATION_FACTOR = 1.2
 MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
 # L-BFGS adds float64 arrays the size of the image: scipy's L-BFGS-B keeps 2 × 10 correction vectors and its work
 # arrays, and nst.optimisers.LBFGS the gradient and copies of x. Measured on the notebook with L-BFGS at 1920×1080,
 # fp32: 7.63 and 7.89 GB peak RSS in two runs against Adam's 5.48 GB, 346–388 bytes for each of 6.2 million values
 # (docs/benchmarks.md); MEMORY_BASE_BYTES's cushion covers the rest.
 LBFGS_BYTES_PER_IMAGE_VALUE = 350
-# Style images larger than the content (style_scale > 1, or several styles) were not in that fit, which had one style
-# image at the content's size. Measured at 1920×1080 with style_scale 2 (the style at 3840×2160), the kernel peaked
-# at 12.10 GB against 5.48 GB with style_scale 1: about what holding all of 3840×2160's activations (10.7 GB) at
-# once, while the style's targets are computed, would take (inferred from that match, not isolated). Its kept
-# targets, the default style layers' and the content layer's outputs, are 130 float32 values a style pixel.
-STYLE_TARGET_BYTES_PER_PX = 130 * 4
+# Style images larger than the content (style_scale > 1): their targets are computed in one forward pass, which
+# holds all of that image's activations at once. Measured at 1920×1080 with style_scale 2 (the style at 3840×2160),
+# the kernel peaked at 12.10 GB against 5.48 GB with style_scale 1 (when the style's activations were still kept):
+# about what that pass takes (10.7 GB of activations; inferred from that match, not isolated). What is kept after
+# the pass is each style layer's Gram stand-in (nst/style_targets.py): 2.4 MB a style, whatever its size, left out.
 OPTIMIZER_NAMES = {"adam": "Adam", "lbfgs": "L-BFGS"}
 OPTIMIZERS = tuple(OPTIMIZER_NAMES)
 
@@ -65,19 +64,17 @@ def estimate_memory_bytes(
 
     The sum of every layer's float32 activations up to `deepest_layer`, times MEMORY_ACTIVATION_FACTOR (what the
     backward pass keeps and the gradients it makes), plus MEMORY_BASE_BYTES; for "lbfgs", plus its float64 arrays
-    (LBFGS_BYTES_PER_IMAGE_VALUE for each of the image's 3 · H · W values); plus the targets of style pixels beyond
-    the content's number. Or, if larger, the pass that computes the largest style image's targets.
+    (LBFGS_BYTES_PER_IMAGE_VALUE for each of the image's 3 · H · W values). Or, if larger, the pass that computes
+    the largest style image's targets (its kept targets, the Gram stand-ins, are a few MB: left out).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={optimizer!r}: choose one of {', '.join(map(repr, OPTIMIZERS))}")
     image_values = 3 * height_px * width_px
     optimiser_bytes = LBFGS_BYTES_PER_IMAGE_VALUE * image_values if optimizer == "lbfgs" else 0
     run_bytes = MEMORY_BASE_BYTES + MEMORY_ACTIVATION_FACTOR * _forward_bytes(height_px, width_px, deepest_layer)
-    style_px = sum(h * w for h, w in style_sizes_px) if style_sizes_px else height_px * width_px
-    targets_bytes = STYLE_TARGET_BYTES_PER_PX * max(0, style_px - height_px * width_px)
     largest = max(style_sizes_px, key=lambda size: size[0] * size[1], default=(height_px, width_px))
     style_pass_bytes = MEMORY_BASE_BYTES + _forward_bytes(*largest, deepest_layer)
-    return int(max(run_bytes + optimiser_bytes + targets_bytes, style_pass_bytes))
+    return int(max(run_bytes + optimiser_bytes, style_pass_bytes))
 
 
 def _forward_bytes(height_px: int, width_px: int, deepest_layer: str) -> int:
@@ -136,8 +133,9 @@ def check_memory(
 
 
 def _styles_phrase(height_px: int, width_px: int, style_sizes_px: Sequence[tuple[int, int]]) -> str:
-    """' (styles 3840×2160 px)' when the style images are larger than the content, else ''."""
-    if sum(h * w for h, w in style_sizes_px) <= height_px * width_px:
+    """' (style 3840×2160 px)' when a style image is larger than the content (its targets' pass may be what does not
+    fit), else ''."""
+    if max((h * w for h, w in style_sizes_px), default=0) <= height_px * width_px:
         return ""
     sizes = ", ".join(f"{w}×{h}" for h, w in style_sizes_px)
     return f" (style{'s' if len(style_sizes_px) > 1 else ''} {sizes} px)"
