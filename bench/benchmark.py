@@ -213,7 +213,9 @@ def as_good_as(picture: dict, recipe_picture: dict) -> bool:
 def time_to_picture(run: dict, recipe_picture: dict) -> tuple[int, float] | None:
     """(iteration, seconds) of the first snapshot at least as good as the recipe's picture; seconds are the sum of
     the per-iteration seconds until then (the trial's and every size's); None if no snapshot is."""
-    for picture in run.setdefault("snapshots", snapshot_pictures(run)):
+    if "snapshots" not in run:  # judged once: the run's folder may be gone when the report is made again
+        run["snapshots"] = snapshot_pictures(run)
+    for picture in run["snapshots"]:
         if as_good_as(picture, recipe_picture):
             return picture["iteration"], sum(row["seconds"] for row in run["rows"][: picture["iteration"]])
     return None
