@@ -13,13 +13,13 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 
 # Bytes per activation value kept during one value-and-gradient evaluation, relative to the forward activations:
 # the model outputs stay for the backward pass, the other conv layers keep a boolean mask (nst/frozen_conv.py), and
-# the backward pass adds gradients of the largest layers. Fitted to the notebook kernel's peak RSS (trial, coarse
-# iterations, one at full size, every cell after the run), the worse of bf16 and fp32, on the AVX512-BF16 machine
-# (oneDNN on; docs/benchmarks.md, "The style's Gram, not its activations"), since the style targets are kept as
-# their Gram (nst/style_targets.py): 4.58 GB at 1920×1080 (fp32; bf16 4.17) and 14.92 GB at 3840×2160 (fp32; bf16
-# 13.38), estimated at 6.5 and 16.2 GB. Before, when the style's activations were kept, the same runs peaked at 6.39
-# and 22.05 GB (bf16). Small sizes are overestimated (400×300: 3.5 GB against about 1.2 GB), which is harmless.
-MEMORY_ACTIVATION_FACTOR = 1.2
+# the backward pass adds gradients of the largest layers. Fitted on the AVX512-BF16 machine (oneDNN on;
+# docs/benchmarks.md, "The style's Gram, not its activations") since the style targets are kept as their Gram
+# (nst/style_targets.py), to the kernel's peak RSS of the finished default run at 3840×2160, 17.56 GB (bf16; 1920×1080:
+# 4.34 GB), estimated at 18.8 GB; short runs (trial, one full-size iteration, every later cell) peaked lower, fp32
+# or bf16: 14.92 and 4.58 GB at most. Before, when the style's activations were kept, the finished runs peaked at
+# 20.97 and 6.67 GB. Small sizes are overestimated (400×300: 3.5 GB against about 1.2 GB), which is harmless.
+MEMORY_ACTIVATION_FACTOR = 1.45
 MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
 # L-BFGS adds float64 arrays the size of the image: scipy's L-BFGS-B keeps 2 × 10 correction vectors and its work
 # arrays, and nst.optimisers.LBFGS the gradient and copies of x. Measured on the notebook with L-BFGS at 1920×1080,
