@@ -25,6 +25,15 @@ PRESERVE_COLOURS_MODES = (None, "luminance", "histogram")
 MAX_COST_WEIGHT = 1e12  # far above any useful α or β (the sliders end at 1e5), far below float32 overflow (3.4e38)
 MAX_ITERATIONS = 100_000  # far beyond any useful run (the picture stops changing within a few hundred)
 DEFAULT_STYLE_LAYERS = (("conv1_1", 0.2), ("conv2_1", 0.2), ("conv3_1", 0.2), ("conv4_1", 0.2), ("conv5_1", 0.2))
+# What iterations, coarse_to_fine and coarse_iterations are when left None, for each optimiser. Adam's were chosen by
+# the picture judge on random features (docs/benchmarks.md, round 3), with the course's learning rate, which was made
+# with real weights. L-BFGS's are the README's: 20 iterations at full size, 61 s (judged 1.527 / 0.867 on the sample
+# pair, the course's recipe 1.527 / 0.897); 40 drive the random-feature cost lower and eat the photo (1.468 / 0.772),
+# and coarse to fine loses it (3 sizes: 1.702 / 0.587). docs/benchmark_results_avx512-bf16.md has these rows.
+OPTIMISER_SCHEDULES = {
+    "adam": {"coarse_to_fine": 2, "coarse_iterations": 100, "iterations": 10},
+    "lbfgs": {"coarse_to_fine": 1, "coarse_iterations": 20, "iterations": 20},
+}
 _STYLE_IMAGES_EXAMPLE = "e.g. style_images=[('style_a.jpg', 0.7), ('style_b.jpg', 0.3)]"
 _STYLE_MASKS_EXAMPLE = "e.g. style_masks=['images/raccoon_leaves_mask.png']"
 
@@ -57,11 +66,11 @@ class Settings(SettingsMethods):
     style_masks: tuple[str | None, ...] | None = None
     style_scale: float = 1.0  # size of the style image relative to the content's (below 1: finer strokes)
     max_side_px: int = 400  # long side of G, in pixels (aspect ratio kept)
-    # Tuned by the picture judge on random features (docs/benchmarks.md): two sizes, the course's learning rate
-    iterations: int = 10  # iterations at full size, after the smaller sizes (L-BFGS: about 20, with coarse_to_fine=1)
-    optimizer: str = "adam"  # "adam" (the course's, this notebook's train_step) or "lbfgs" (see the line above)
-    coarse_to_fine: int = 2  # number of sizes, each twice the previous, ending at max_side_px (1: full size only)
-    coarse_iterations: int = 100  # iterations at each smaller size (Adam's trial steps are the first three)
+    # None: the optimiser's own (OPTIMISER_SCHEDULES): Adam 100 at half size + 10, L-BFGS 20 at full size only
+    iterations: int | None = None  # iterations at full size, after the smaller sizes
+    optimizer: str = "adam"  # "adam" (the course's, this notebook's train_step) or "lbfgs"
+    coarse_to_fine: int | None = None  # number of sizes, each twice the previous, ending at max_side_px (1: full only)
+    coarse_iterations: int | None = None  # iterations at each smaller size (Adam's trial steps are the first three)
     precision: str = "auto"  # "auto" (bf16 where native, but fp32 for L-BFGS and elsewhere), "fp32" or "bf16"
     learning_rate: float = 0.01  # Adam step size, in [0, 1] pixel units: the course's
     alpha: float = 10.0  # α, weight of the content cost
@@ -170,7 +179,6 @@ def _check(s: Settings) -> None:
             f"content_layer={s.content_layer!r} is not a VGG-19 layer; choose one of {', '.join(valid)}"
         )
     _set(s, "style_layers", _style_layers(s.style_layers, valid))
-    _whole(s, "iterations", 0, MAX_ITERATIONS, "must be a whole number ≥ 0")
     _whole(s, "save_every", 1, None, "must be a whole number ≥ 1 (iterations between snapshots)")
     _whole(s, "seed", 0, None, "must be a whole number ≥ 0")
     if not (is_real(s.learning_rate) and math.isfinite(s.learning_rate) and s.learning_rate > 0):
@@ -182,8 +190,14 @@ def _check(s: Settings) -> None:
     _set(s, "max_side_px", int(s.max_side_px))
     if s.optimizer not in OPTIMIZERS:
         raise SettingsError(f"optimizer={s.optimizer!r}: choose 'adam' (the course's) or 'lbfgs'")
-    _whole(s, "coarse_to_fine", 1, None, "number of sizes, a whole number ≥ 1 (1: full size only)")
-    _whole(s, "coarse_iterations", 0, MAX_ITERATIONS, "must be a whole number ≥ 0")
+    for name, value in OPTIMISER_SCHEDULES[s.optimizer].items():
+        if getattr(s, name) is None:
+            _set(s, name, value)
+    _whole(s, "iterations", 0, MAX_ITERATIONS, "must be a whole number ≥ 0 (None: the optimiser's own)")
+    _whole(
+        s, "coarse_to_fine", 1, None, "number of sizes, a whole number ≥ 1 (1: full size only; None: the optimiser's)"
+    )
+    _whole(s, "coarse_iterations", 0, MAX_ITERATIONS, "must be a whole number ≥ 0 (None: the optimiser's own)")
     if s.precision not in PRECISIONS:
         raise SettingsError(f"precision={s.precision!r}: choose 'auto', 'fp32' or 'bf16'")
     if s.pooling not in POOLINGS:

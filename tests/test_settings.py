@@ -16,7 +16,7 @@ import pytest
 import nst_utils
 from nst.errors import SettingsError
 from nst.paths import NOTEBOOK_PATH
-from nst.settings import MAX_ITERATIONS, Settings, field_names, parse_setting
+from nst.settings import MAX_ITERATIONS, OPTIMISER_SCHEDULES, Settings, field_names, parse_setting
 
 GOOD = dict(
     alpha=10.0,
@@ -48,6 +48,24 @@ def test_settings_errors_are_value_errors():
 
 def test_good_settings_pass_and_style_layers_come_back_as_pairs():
     assert Settings(**{**GOOD, "style_layers": [["conv1_1", 1]]}).style_layers == (("conv1_1", 1.0),)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "schedule"),
+    [("adam", (2, 100, 10)), ("lbfgs", (1, 20, 20))],
+)
+def test_each_optimiser_has_its_own_sizes_and_iterations(optimizer, schedule):
+    """Left None, coarse_to_fine, coarse_iterations and iterations are the optimiser's: `-p optimizer lbfgs` alone
+    is L-BFGS's 20 iterations at full size, not 100 L-BFGS iterations at half size inherited from Adam."""
+    settings = Settings(optimizer=optimizer)
+    assert (settings.coarse_to_fine, settings.coarse_iterations, settings.iterations) == schedule
+    names = ("coarse_to_fine", "coarse_iterations", "iterations")
+    assert OPTIMISER_SCHEDULES[optimizer] == dict(zip(names, schedule, strict=True))
+    assert settings.asdict()["iterations"] == schedule[2], "params.json records what ran, not None"
+    given = Settings(optimizer=optimizer, iterations=7, coarse_to_fine=3, coarse_iterations=0)
+    assert (given.coarse_to_fine, given.coarse_iterations, given.iterations) == (3, 0, 7), "given values are kept"
+    assert Settings(optimizer=optimizer, iterations=None).iterations == schedule[2]
+    assert Settings(**Settings(optimizer=optimizer).asdict()) == settings, "a params.json reads back as the same run"
 
 
 def test_the_defaults_pass_and_settings_are_frozen():
@@ -311,8 +329,8 @@ def test_the_parameters_cell_defaults_are_the_settings_defaults(monkeypatch):
         monkeypatch.delenv(name)
     namespace = {"os": os, "nst_utils": nst_utils}
     exec(parameters_cell_source(), namespace)
-    defaults = Settings()
+    declared = {field.name: field.default for field in dataclasses.fields(Settings)}  # None: the optimiser's own
     for name in field_names():
-        value, default = plain(namespace[name]), plain(getattr(defaults, name))
+        value, default = plain(namespace[name]), plain(declared[name])
         assert value == default and type(value) is type(default), f"{name} = {namespace[name]!r}, Settings: {default!r}"
-    assert Settings.from_namespace(namespace) == defaults
+    assert Settings.from_namespace(namespace) == Settings()
