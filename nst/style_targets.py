@@ -1,57 +1,45 @@
 """Style targets kept small: for each style layer, an n_C × n_C stand-in with the activation's Gram per pixel.
 
 The notebook's style cost reads the style image's activation a_S (1, n_H, n_W, n_C) only through its Gram matrix per
-pixel, Aᵀ·A / (n_H·n_W) with A = a_S unrolled to (n_H·n_W, n_C). Any array with that same Gram per pixel gives the
+pixel, A·Aᵀ / (n_H·n_W) with A = a_S unrolled to (n_C, n_H·n_W). Any array with that same Gram per pixel gives the
 same cost. Write the Gram per pixel as V·Λ·Vᵀ (it is symmetric and positive semi-definite); then the n_C × n_C matrix
 A' = √n_C · Λ^½ · Vᵀ has A'ᵀ·A' / n_C = V·Λ·Vᵀ. Shaped (1, 1, n_C, n_C), it is a stand-in for a_S: one "row" of
 n_C positions. At 3840×2160 the style's five default layers hold 122 float32 values a pixel, 4 GB; their stand-ins
 hold 2.4 MB, and each step no longer computes the style's Gram over every pixel.
 
-No TensorFlow here: the activations come in as arrays (a TensorFlow tensor converts), the stand-ins go out as numpy.
+The Gram itself is the notebook's `gram_matrix`, passed in: the costs are written there, and only there. No
+TensorFlow here: the activations come in as arrays (a TensorFlow tensor converts), the stand-ins go out as numpy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-GRAM_CHUNK_VALUES = 2**24  # the Gram is summed in float64 over row blocks of about this many values (128 MB)
 
-
-def gram_per_pixel(activation) -> np.ndarray:
-    """The Gram matrix per pixel of an activation (1, n_H, n_W, n_C): Aᵀ·A / (n_H·n_W), (n_C, n_C) in float64."""
-    a = _one_activation(activation)
-    _, n_h, n_w, n_c = a.shape
-    rows = a.reshape(n_h * n_w, n_c)
-    gram = np.zeros((n_c, n_c))
-    step = max(1, GRAM_CHUNK_VALUES // n_c)
-    for start in range(0, rows.shape[0], step):
-        block = rows[start : start + step].astype(np.float64)
-        gram += block.T @ block
-    return gram / (n_h * n_w)
-
-
-def gram_stand_in(activation) -> np.ndarray:
+def gram_stand_in(activation, gram_matrix: Callable) -> np.ndarray:
     """A float32 array with the same Gram per pixel as `activation` (1, n_H, n_W, n_C), and no more values than it:
-    (1, 1, n_C, n_C) when the activation has more than n_C pixels, else the activation itself (as float32)."""
-    a = _one_activation(activation)
+    (1, 1, n_C, n_C) when the activation has more than n_C pixels, else the activation itself (as float32).
+
+    gram_matrix: the notebook's, from an unrolled activation (n_C, n_H·n_W) to its Gram matrix (n_C, n_C).
+    """
+    a = np.asarray(activation)
+    if a.ndim != 4 or a.shape[0] != 1 or 0 in a.shape:
+        raise ValueError(f"an activation of shape (1, n_H, n_W, n_C) is needed, not {a.shape}")
     _, n_h, n_w, n_c = a.shape
     if n_h * n_w <= n_c:
         return a.astype(np.float32, copy=False)
-    eigenvalues, eigenvectors = np.linalg.eigh(gram_per_pixel(a))
+    unrolled = a.reshape(n_h * n_w, n_c).T  # (n_C, n_H·n_W), as the style cost unrolls it
+    gram_per_pixel = np.asarray(gram_matrix(unrolled), dtype=np.float64) / (n_h * n_w)
+    eigenvalues, eigenvectors = np.linalg.eigh(gram_per_pixel)
     root = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, np.newaxis] * eigenvectors.T  # rootᵀ·root = the Gram
     return (np.sqrt(n_c) * root).astype(np.float32)[np.newaxis, np.newaxis]
 
 
-def style_stand_ins(activations: Mapping, style_layers: Sequence[tuple[str, float]]) -> dict[str, np.ndarray]:
-    """For each (layer name, coefficient) of `style_layers`, the stand-in of that layer's activation; the other
-    layers of `activations` (the content layer) are left out."""
-    return {name: gram_stand_in(activations[name]) for name, _ in style_layers}
-
-
-def _one_activation(activation) -> np.ndarray:
-    a = np.asarray(activation)
-    if a.ndim != 4 or a.shape[0] != 1 or 0 in a.shape:
-        raise ValueError(f"an activation of shape (1, n_H, n_W, n_C) is needed, not {a.shape}")
-    return a
+def style_stand_ins(
+    activations: Mapping, style_layers: Sequence[tuple[str, float]], gram_matrix: Callable
+) -> dict[str, np.ndarray]:
+    """For each (layer name, coefficient) of `style_layers`, the stand-in of that layer's activation (gram_matrix:
+    the notebook's); the other layers of `activations` (the content layer) are left out."""
+    return {name: gram_stand_in(activations[name], gram_matrix) for name, _ in style_layers}
