@@ -63,7 +63,7 @@ lab: $(STAMP)  ## open the notebook in JupyterLab
 weights: $(STAMP)  ## download the Keras VGG-19 weights (80 MB) into pretrained-model/
 	$(PY) nst_utils.py download keras
 
-bench: $(STAMP)  ## the full benchmark (about 2 h on 2 idle cores): docs/benchmark_results_<cpu kind>.md
+bench: $(STAMP)  ## the full benchmark (about 2¼ h on 2 idle cores): docs/benchmark_results_<cpu kind>.md
 	$(PY) bench/benchmark.py
 
 clean-venv:

@@ -85,3 +85,33 @@ def test_finish_measures_only_what_a_cut_short_run_lacks(tmp_path, monkeypatch):
     calls.clear()
     benchmark.finish(path, tmp_path)
     assert calls == []
+
+
+def test_the_judged_pairs_are_five_photos_by_two_styles_the_sample_pair_first(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    from judged_pairs import judged_pairs
+
+    pairs = judged_pairs(tmp_path)
+    assert [(c.name, s.name) for c, s in pairs[:1]] == [("content_raccoon.jpg", "style_swirls.jpg")]
+    assert len({c for c, _ in pairs}) == 5 and len({s for _, s in pairs}) == 2 and len(set(pairs)) == 10
+    for path in {p for pair in pairs for p in pair}:
+        with Image.open(path) as image:
+            assert image.mode == "RGB" and min(image.size) >= 300, (path, image.mode, image.size)
+    assert judged_pairs(tmp_path) == pairs  # written once, then reused
+
+
+def test_a_runs_settings_text_names_its_start_when_it_is_the_noisy_photo(monkeypatch):
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    import benchmark
+
+    from nst.settings import Settings
+
+    recipe = Settings(**benchmark.RECIPE).asdict()
+    assert (
+        benchmark.settings_text({"params": recipe})
+        == "adam, learning rate 0.01, 200 at full size, fp32, noise ratio 0.6"
+    )
+    from_photo = {**recipe, "init": "content"}
+    assert benchmark.settings_text({"params": from_photo}) == "adam, learning rate 0.01, 200 at full size, fp32"
