@@ -31,6 +31,7 @@ from nst.images import load_image, load_style_image, save_image
 from nst.initial import initial_image
 from nst.paths import PROJECT_DIR, SAMPLE_CONTENT_PATH, SAMPLE_STYLE_PATH
 from nst.run_folder import CHECKPOINT_EVERY_S, CHECKPOINT_NAME, METRICS_FIELDS
+from nst.settings import Settings
 
 SIZE_PX = 48  # the long side of every run here; the sample photo is then 48×36
 IMAGE_SHAPE = (36, 48, 3)
@@ -464,7 +465,8 @@ def test_a_diverging_run_keeps_the_image_from_before_the_blow_up(diverged):
     final = load_image(new_run_folder(root) / "trial" / "final.png", max_side_px=None)
     content = load_image(SAMPLE_CONTENT_PATH, max_side_px=SIZE_PX)
     style = load_style_image(SAMPLE_STYLE_PATH, SIZE_PX)
-    start = initial_image("noisy_content", content, style, noise_ratio=0.6, seed=0)  # the notebook's defaults
+    defaults = Settings()  # the notebook's
+    start = initial_image(defaults.init, content, style, noise_ratio=defaults.noise_ratio, seed=defaults.seed)
     # The only good cost is the start's (iteration 1); iteration 2 reports the cost of the image after step 1.
     assert np.abs(final - start).max() <= 0.5 / 255 + 1e-6, "trial/final.png is not the image before the blow-up"
 
