@@ -7,8 +7,11 @@ A' = √n_C · Λ^½ · Vᵀ has A'ᵀ·A' / n_C = V·Λ·Vᵀ. Shaped (1, 1, n_
 n_C positions. At 3840×2160 the style's five default layers hold 122 float32 values a pixel, 4 GB; their stand-ins
 hold 2.4 MB, and each step no longer computes the style's Gram over every pixel.
 
-The Gram itself is the notebook's `gram_matrix`, passed in: the costs are written there, and only there. No
-TensorFlow here: the activations come in as arrays (a TensorFlow tensor converts), the stand-ins go out as numpy.
+The Gram itself is the notebook's `gram_matrix`, passed in: the costs are written there, and only there. It is
+summed over blocks of pixels, in float64: a Gram is a sum over pixels, and a block's unrolled copy (which
+gram_matrix needs: n_C rows of pixels) stays small where the whole layer's would not (conv1_1 of a 3840×2880 style
+image: 2.8 GB in float32). No TensorFlow here: the activations come in as arrays (a TensorFlow tensor converts),
+the stand-ins go out as numpy.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+BLOCK_PX = 1 << 18  # pixels per block of the Gram's sum: 64 MB of unrolled float32 at 64 channels
 
-def gram_stand_in(activation, gram_matrix: Callable) -> np.ndarray:
+
+def gram_stand_in(activation, gram_matrix: Callable, block_px: int = BLOCK_PX) -> np.ndarray:
     """A float32 array with the same Gram per pixel as `activation` (1, n_H, n_W, n_C), and no more values than it:
     (1, 1, n_C, n_C) when the activation has more than n_C pixels, else the activation itself (as float32).
 
-    gram_matrix: the notebook's, from an unrolled activation (n_C, n_H·n_W) to its Gram matrix (n_C, n_C).
+    gram_matrix: the notebook's, from an unrolled activation (n_C, pixels) to its Gram matrix (n_C, n_C), called on
+    blocks of at most `block_px` pixels.
     """
     a = np.asarray(activation)
     if a.ndim != 4 or a.shape[0] != 1 or 0 in a.shape:
@@ -30,8 +36,11 @@ def gram_stand_in(activation, gram_matrix: Callable) -> np.ndarray:
     _, n_h, n_w, n_c = a.shape
     if n_h * n_w <= n_c:
         return a.astype(np.float32, copy=False)
-    unrolled = a.reshape(n_h * n_w, n_c).T  # (n_C, n_H·n_W), as the style cost unrolls it
-    gram_per_pixel = np.asarray(gram_matrix(unrolled), dtype=np.float64) / (n_h * n_w)
+    pixels = a.reshape(n_h * n_w, n_c)  # one row a pixel; each block is unrolled to (n_C, pixels) as the cost does
+    gram = np.zeros((n_c, n_c), np.float64)
+    for start in range(0, n_h * n_w, block_px):
+        gram += np.asarray(gram_matrix(np.ascontiguousarray(pixels[start : start + block_px].T)), np.float64)
+    gram_per_pixel = gram / (n_h * n_w)
     eigenvalues, eigenvectors = np.linalg.eigh(gram_per_pixel)
     root = np.sqrt(np.clip(eigenvalues, 0.0, None))[:, np.newaxis] * eigenvectors.T  # rootᵀ·root = the Gram
     return (np.sqrt(n_c) * root).astype(np.float32)[np.newaxis, np.newaxis]

@@ -99,7 +99,9 @@ def test_the_judged_pairs_are_five_photos_by_two_styles_the_sample_pair_first(tm
     for path in {p for pair in pairs for p in pair}:
         with Image.open(path) as image:
             assert image.mode == "RGB" and min(image.size) >= 300, (path, image.mode, image.size)
-    assert judged_pairs(tmp_path) == pairs  # written once, then reused
+    written_ns = {path: path.stat().st_mtime_ns for pair in pairs for path in pair}
+    assert judged_pairs(tmp_path) == pairs
+    assert {path: path.stat().st_mtime_ns for path in written_ns} == written_ns, "written once, then reused"
 
 
 def test_a_runs_settings_text_names_its_start_when_it_is_the_noisy_photo(monkeypatch):

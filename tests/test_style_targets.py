@@ -105,3 +105,19 @@ def test_the_notebook_style_costs_are_the_same_from_the_stand_ins():
         mask[:, :, : width_px // 3] = 1.0  # the left third
         guided = costs["compute_guided_style_cost"]
         assert float(guided(stand_ins, a_G, layers, mask)) == pytest.approx(float(guided(a_S, a_G, layers, mask)), 1e-5)
+
+
+@pytest.mark.parametrize("block_px", [1, 7, 63, 64, 1 << 18])
+def test_the_gram_summed_over_blocks_of_pixels_is_the_whole_gram(block_px):
+    a = relu_like(np.random.default_rng(4), (1, 8, 8, 6), dead_channels=(2,))
+    sizes = []
+
+    def gram_recording(unrolled):
+        sizes.append(np.shape(unrolled))
+        return gram64(unrolled)
+
+    stand_in = gram_stand_in(a, gram_recording, block_px=block_px)
+    expected = gram_per_pixel(a)
+    np.testing.assert_allclose(gram_per_pixel(stand_in), expected, rtol=1e-5, atol=1e-6 * expected.max())
+    assert all(n_c == 6 and 1 <= n_px <= block_px for n_c, n_px in sizes), sizes
+    assert sum(n_px for _, n_px in sizes) == 64, "every pixel counted once"
