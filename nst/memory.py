@@ -18,7 +18,9 @@ from nst.vgg19 import MIN_SHORT_SIDE_PX, VGG19_BLOCKS, vgg19_layer_names
 # (nst/style_targets.py), to the kernel's peak RSS of the finished default run at 3840×2160, 17.56 GB (bf16; 1920×1080:
 # 4.34 GB), estimated at 18.8 GB; short runs (trial, one full-size iteration, every later cell) peaked lower, fp32
 # or bf16: 14.92 and 4.58 GB at most. Before, when the style's activations were kept, the finished runs peaked at
-# 20.97 and 6.67 GB. Small sizes are overestimated (400×300: 3.5 GB against about 1.2 GB), which is harmless.
+# 20.97 and 6.67 GB. Since the stand-ins' Gram is summed block by block, the finished 3840×2160 run peaked at
+# 14.44 GB: the estimate is left 30 % above it. Small sizes are overestimated (400×300: 3.5 GB against about
+# 1.2 GB), which is harmless.
 MEMORY_ACTIVATION_FACTOR = 1.45
 MEMORY_BASE_BYTES = 3_300_000_000  # TensorFlow, the kernel, the weights, the images and the style targets
 # L-BFGS adds float64 arrays the size of the image: scipy's L-BFGS-B keeps 2 × 10 correction vectors and its work
