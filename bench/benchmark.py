@@ -524,6 +524,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="with --rerun-default: a setting that differs from the default (a Python literal), e.g. learning_rate=0.1",
     )
+    parser.add_argument(
+        "--rejudge",
+        type=Path,
+        help="judge again every picture of a results .json whose files still exist, e.g. after a judge fix",
+    )
     parser.add_argument("--rerun-big", type=Path, help="add the large runs again to a results .json")
     parser.add_argument("--note", default="", help="with --rerun-big: what changed, shown beside its rows")
     parser.add_argument(
@@ -561,6 +566,11 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault("bigs", []).append(big)
             args.rerun_big.write_text(json.dumps(results, indent=1, default=str))
         args.report_only = args.rerun_big
+    if args.rejudge:
+        results = json.loads(args.rejudge.read_text())
+        print(f"judged again: {rejudge(results)} runs' pictures")
+        args.rejudge.write_text(json.dumps(results, indent=1, default=str))
+        args.report_only = args.rejudge
     if args.finish:
         finish(args.finish, Path(tempfile.mkdtemp(prefix="nst-bench-")))
         args.report_only = args.finish
@@ -707,6 +717,22 @@ def finish(path: Path, work: Path) -> None:
         save()
 
 
+def rejudge(results: dict) -> int:
+    """Judge again, in place, every judged run of `results` whose final.png is still on disk (its snapshots too);
+    returns how many. Runs whose folder is gone keep their figures."""
+    runs = [run for pair in results.get("judged", []) for run in (pair.get("recipe"), pair.get("default"))]
+    runs += [*results.get("options", {}).values(), *results.get("reruns", []), *results.get("bigs", [])]
+    runs += [run for size in results.get("sizes", {}).values() for run in size.get("ours", [])]
+    count = 0
+    for run in runs:
+        if run and "picture" in run and Path(run["final_path"]).exists():
+            run["picture"] = judge_picture(Path(run["final_path"]), Path(run["content"]), Path(run["style"]))
+            if "snapshots" in run:
+                run["snapshots"] = snapshot_pictures(run)
+            count += 1
+    return count
+
+
 def report(results: dict) -> str:
     """The results as markdown: the machine, then one part per question; a part not yet measured says so."""
     parts = []
@@ -736,8 +762,13 @@ def report_speed(results: dict) -> str:
         + (" **Quick mode: tiny sizes, the figures mean nothing.**" if results["quick"] else ""),
         "",
         f"Practical peak, {peak['n']}×{peak['n']} tf.matmul: fp32 {peak['float32']:.0f} GFLOP/s, "
-        f"bf16 {peak['bfloat16']:.0f} GFLOP/s (the better of {peak_count} measurements in this run, "
-        "at its start and end; a busy machine lowers it).",
+        f"bf16 {peak['bfloat16']:.0f} GFLOP/s "
+        + (
+            f"(the better of {peak_count} measurements in this run, at its start and end; "
+            if peak_count > 1
+            else "(one measurement, at the start of this run: it was cut short before the closing one; "
+        )
+        + "a busy machine lowers it).",
         "",
         "| size | ours s/it (fp32) | reference s/it | ours ÷ reference | ours GFLOP/s (% of fp32 peak) "
         "| reference GFLOP/s (% of peak) | peak RSS ours / reference |",
@@ -901,7 +932,8 @@ def report_memory(results: dict) -> str:
             "",
         ]
     if results["quick"] or not results.get("bigs"):
-        return "\n".join([*lines, "**Large images**: skipped in quick mode.", ""])
+        why = "skipped in quick mode" if results["quick"] else "not measured (the run was cut short before them)"
+        return "\n".join([*lines, f"**Large images**: {why}.", ""])
     lines += [
         "**Large images**: the sample pair cropped to 16:9 and resized, through `nst_utils.py stylise`.",
         "",

@@ -117,3 +117,61 @@ def test_a_runs_settings_text_names_its_start_when_it_is_the_noisy_photo(monkeyp
     )
     from_photo = {**recipe, "init": "content"}
     assert benchmark.settings_text({"params": from_photo}) == "adam, learning rate 0.01, 200 at full size, fp32"
+
+
+def test_the_judge_computes_the_models_own_graph_so_no_cpu_kind_changes_its_figures(monkeypatch):
+    """onnxruntime's extended fusions moved the style embedding by up to 0.46 on an AVX2-only CPU (the photo's
+    style distance 3.217 against 3.349): the judge keeps the model's own arithmetic, equal to the unoptimised
+    session's, on whichever CPU the benchmark runs."""
+    import numpy as np
+    import onnxruntime
+
+    from nst.paths import SAMPLE_CONTENT_PATH
+
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    import judge
+
+    judged = judge.style_embedding(SAMPLE_CONTENT_PATH)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    unoptimised = onnxruntime.InferenceSession(judge.predictor_path(), options, providers=["CPUExecutionProvider"])
+    monkeypatch.setattr(judge, "_predictor", lambda: unoptimised)
+    assert np.allclose(judged, judge.style_embedding(SAMPLE_CONTENT_PATH), atol=1e-4)
+
+
+def test_rejudge_judges_again_the_runs_whose_pictures_exist_and_keeps_the_others(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    import benchmark
+
+    here, gone = tmp_path / "here", tmp_path / "gone"
+    here.mkdir()
+    for name in ("iter_0005.png", "final.png"):
+        (here / name).write_bytes(b"")
+    judged = []
+    monkeypatch.setattr(
+        benchmark, "judge_picture", lambda path, c, s: judged.append(path.name) or {"style_distance": 1.0}
+    )
+
+    def run(folder, **extra):
+        return {
+            "picture": {"style_distance": 9.0},
+            "final_path": str(folder / "final.png"),
+            "run_dir": str(folder),
+            "content": "c.png",
+            "style": "s.png",
+            "rows": [{}] * 10,
+            **extra,
+        }
+
+    results = {
+        "judged": [{"recipe": run(here, snapshots=[]), "default": run(gone)}],
+        "bigs": [run(here)],
+        "sizes": {"400x300": {"ours": [{"wall_s": 1.0}]}},  # timed only: nothing to judge
+    }
+    assert benchmark.rejudge(results) == 2
+    assert judged == ["final.png", "iter_0005.png", "final.png", "final.png"]
+    recipe = results["judged"][0]["recipe"]
+    assert recipe["picture"] == {"style_distance": 1.0}
+    assert [shot["iteration"] for shot in recipe["snapshots"]] == [5, 10]
+    assert results["judged"][0]["default"]["picture"] == {"style_distance": 9.0}, "its folder is gone: kept"
+    assert results["bigs"][0]["picture"] == {"style_distance": 1.0}
