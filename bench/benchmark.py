@@ -723,6 +723,7 @@ def rejudge(results: dict) -> int:
     runs = [run for pair in results.get("judged", []) for run in (pair.get("recipe"), pair.get("default"))]
     runs += [*results.get("options", {}).values(), *results.get("reruns", []), *results.get("bigs", [])]
     runs += [run for size in results.get("sizes", {}).values() for run in size.get("ours", [])]
+    results["rejudged"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     count = 0
     for run in runs:
         if run and "picture" in run and Path(run["final_path"]).exists():
@@ -864,6 +865,8 @@ def report_judged(results: dict) -> str:
             f"| {'yes' if good else '**no**'} |"
         )
     lines += ["", f"Median wall time of the default ÷ the recipe's: **{statistics.median(ratios):.2f}**.", ""]
+    if "rejudged" in results:
+        lines += [f"*Every picture still on disk was judged again on {results['rejudged']} (`--rejudge`).*", ""]
     return "\n".join(lines)
 
 

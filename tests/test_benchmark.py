@@ -175,3 +175,4 @@ def test_rejudge_judges_again_the_runs_whose_pictures_exist_and_keeps_the_others
     assert [shot["iteration"] for shot in recipe["snapshots"]] == [5, 10]
     assert results["judged"][0]["default"]["picture"] == {"style_distance": 9.0}, "its folder is gone: kept"
     assert results["bigs"][0]["picture"] == {"style_distance": 1.0}
+    assert "rejudged" in results, "the report says the pictures were judged again"
