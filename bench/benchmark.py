@@ -719,17 +719,25 @@ def finish(path: Path, work: Path) -> None:
 
 def rejudge(results: dict) -> int:
     """Judge again, in place, every judged run of `results` whose final.png is still on disk (its snapshots too);
-    returns how many. Runs whose folder is gone keep their figures."""
+    returns how many runs. Runs whose folder is gone keep their figures. A run the results hold twice (the sample
+    pair's recipe is also the first size's) is judged once."""
     runs = [run for pair in results.get("judged", []) for run in (pair.get("recipe"), pair.get("default"))]
     runs += [*results.get("options", {}).values(), *results.get("reruns", []), *results.get("bigs", [])]
     runs += [run for size in results.get("sizes", {}).values() for run in size.get("ours", [])]
     results["rejudged"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    judged: dict[str, dict] = {}  # final_path → the run that was judged
     count = 0
     for run in runs:
         if run and "picture" in run and Path(run["final_path"]).exists():
-            run["picture"] = judge_picture(Path(run["final_path"]), Path(run["content"]), Path(run["style"]))
-            if "snapshots" in run:
-                run["snapshots"] = snapshot_pictures(run)
+            if run["final_path"] not in judged:
+                final = Path(run["final_path"])
+                run["picture"] = judge_picture(final, Path(run["content"]), Path(run["style"]))
+                if "snapshots" in run:
+                    run["snapshots"] = snapshot_pictures(run)
+                judged[run["final_path"]] = run
+            else:
+                first = judged[run["final_path"]]
+                run.update({key: first[key] for key in ("picture", "snapshots") if key in first})
             count += 1
     return count
 

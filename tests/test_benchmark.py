@@ -143,10 +143,11 @@ def test_rejudge_judges_again_the_runs_whose_pictures_exist_and_keeps_the_others
     monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
     import benchmark
 
-    here, gone = tmp_path / "here", tmp_path / "gone"
-    here.mkdir()
-    for name in ("iter_0005.png", "final.png"):
-        (here / name).write_bytes(b"")
+    here, elsewhere, gone = tmp_path / "here", tmp_path / "elsewhere", tmp_path / "gone"
+    for folder in (here, elsewhere):
+        folder.mkdir()
+        (folder / "final.png").write_bytes(b"")
+    (here / "iter_0005.png").write_bytes(b"")
     judged = []
     monkeypatch.setattr(
         benchmark, "judge_picture", lambda path, c, s: judged.append(path.name) or {"style_distance": 1.0}
@@ -165,11 +166,13 @@ def test_rejudge_judges_again_the_runs_whose_pictures_exist_and_keeps_the_others
 
     results = {
         "judged": [{"recipe": run(here, snapshots=[]), "default": run(gone)}],
-        "bigs": [run(here)],
-        "sizes": {"400x300": {"ours": [{"wall_s": 1.0}]}},  # timed only: nothing to judge
+        "bigs": [run(elsewhere)],
+        "sizes": {"400x300": {"ours": [{"wall_s": 1.0}, run(here, snapshots=[])]}},  # the recipe's run, held twice
     }
-    assert benchmark.rejudge(results) == 2
-    assert judged == ["final.png", "iter_0005.png", "final.png", "final.png"]
+    assert benchmark.rejudge(results) == 3
+    assert judged == ["final.png", "iter_0005.png", "final.png", "final.png"], "the run held twice: judged once"
+    assert results["sizes"]["400x300"]["ours"][1]["picture"] == {"style_distance": 1.0}
+    assert len(results["sizes"]["400x300"]["ours"][1]["snapshots"]) == 2
     recipe = results["judged"][0]["recipe"]
     assert recipe["picture"] == {"style_distance": 1.0}
     assert [shot["iteration"] for shot in recipe["snapshots"]] == [5, 10]
