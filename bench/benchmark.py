@@ -832,14 +832,14 @@ def picture_cells(run: dict) -> str:
 def settings_text(run: dict) -> str:
     """What made a run: its optimiser, sizes, iterations, learning rate, precision and start, from its params.json."""
     p = run["params"]
-    sizes = (
-        f"{p['coarse_to_fine']} sizes ({p['coarse_iterations']} iterations at each smaller one), "
+    schedule = (
+        f"{p['coarse_to_fine']} sizes, {p['coarse_iterations']} at the smallest and {p['iterations']} at each later one"
         if p["coarse_to_fine"] > 1
-        else ""
+        else f"{p['iterations']} at full size"
     )
     rate = f", learning rate {p['learning_rate']:g}" if p["optimizer"] == "adam" else ""
     start = f", noise ratio {p['noise_ratio']:g}" if p.get("init") == "noisy_content" and "noise_ratio" in p else ""
-    return f"{p['optimizer']}{rate}, {sizes}{p['iterations']} at full size, {p['precision']}{start}"
+    return f"{p['optimizer']}{rate}, {schedule}, {p['precision']}{start}"
 
 
 def report_judged(results: dict) -> str:

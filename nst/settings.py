@@ -34,8 +34,24 @@ OPTIMISER_SCHEDULES = {
     "adam": {"coarse_to_fine": 2, "coarse_iterations": 100, "iterations": 10},
     "lbfgs": {"coarse_to_fine": 1, "coarse_iterations": 20, "iterations": 20},
 }
+# Above 1024 px Adam's schedule has one more size per doubling, until the first is at most this long: a large
+# picture is composed at 257-512 px, about as cheaply as the judged 400 px run, and refined for `iterations` at each
+# later size. At 100×75 the content layer's grid was too coarse to hold the photo; at 480×270 it holds it: 1920×1080
+# took 9.8 min against two sizes' 16 (AVX2, fp32), judged 1.602 / 0.894 against 1.813 / 0.912 (docs/benchmarks.md,
+# round 3, sixth session). Tuned on random features; a grid's size in pixels is the same with real weights.
+FIRST_SIZE_MAX_SIDE_PX = 512
 _STYLE_IMAGES_EXAMPLE = "e.g. style_images=[('style_a.jpg', 0.7), ('style_b.jpg', 0.3)]"
 _STYLE_MASKS_EXAMPLE = "e.g. style_masks=['images/raccoon_leaves_mask.png']"
+
+
+def default_sizes(max_side_px: int, fewest: int) -> int:
+    """How many sizes a run left to its optimiser's schedule has at `max_side_px`: `fewest`, its schedule's; and for
+    coarse to fine (fewest > 1) more, each half the next, until the first is at most FIRST_SIZE_MAX_SIDE_PX on its
+    long side (Adam at 400 px: 2 sizes; 1920: 3, from 480 px; 3840: 4)."""
+    sizes = fewest
+    while sizes > 1 and max_side_px / 2 ** (sizes - 1) > FIRST_SIZE_MAX_SIDE_PX:
+        sizes += 1
+    return sizes
 
 
 class SettingsMethods:
@@ -66,11 +82,12 @@ class Settings(SettingsMethods):
     style_masks: tuple[str | None, ...] | None = None
     style_scale: float = 1.0  # size of the style image relative to the content's (below 1: finer strokes)
     max_side_px: int = 400  # long side of G, in pixels (aspect ratio kept)
-    # None: the optimiser's own (OPTIMISER_SCHEDULES): Adam 100 at half size + 10, L-BFGS 20 at full size only
-    iterations: int | None = None  # iterations at full size, after the smaller sizes
+    # None: the optimiser's own (OPTIMISER_SCHEDULES): Adam 100 at half size + 10 (more sizes above 1024 px),
+    # L-BFGS 20 at full size only
+    iterations: int | None = None  # iterations at each size after the smallest, full size last
     optimizer: str = "adam"  # "adam" (the course's, this notebook's train_step) or "lbfgs"
     coarse_to_fine: int | None = None  # number of sizes, each twice the previous, ending at max_side_px (1: full only)
-    coarse_iterations: int | None = None  # iterations at each smaller size (Adam's trial steps are the first three)
+    coarse_iterations: int | None = None  # iterations at the smallest size (Adam's trial steps are the first three)
     precision: str = "auto"  # "auto" (bf16 where native, but fp32 for L-BFGS and elsewhere), "fp32" or "bf16"
     learning_rate: float = 0.01  # Adam step size, in [0, 1] pixel units: the course's
     alpha: float = 10.0  # α, weight of the content cost
@@ -195,7 +212,7 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"optimizer={s.optimizer!r}: choose 'adam' (the course's) or 'lbfgs'")
     for name, value in OPTIMISER_SCHEDULES[s.optimizer].items():
         if getattr(s, name) is None:
-            _set(s, name, value)
+            _set(s, name, default_sizes(s.max_side_px, value) if name == "coarse_to_fine" else value)
     _whole(s, "iterations", 0, MAX_ITERATIONS, "must be a whole number ≥ 0 (None: the optimiser's own)")
     _whole(
         s, "coarse_to_fine", 1, None, "number of sizes, a whole number ≥ 1 (1: full size only; None: the optimiser's)"

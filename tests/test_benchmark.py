@@ -104,7 +104,7 @@ def test_the_judged_pairs_are_five_photos_by_two_styles_the_sample_pair_first(tm
     assert {path: path.stat().st_mtime_ns for path in written_ns} == written_ns, "written once, then reused"
 
 
-def test_a_runs_settings_text_names_its_start_when_it_is_the_noisy_photo(monkeypatch):
+def test_a_runs_settings_text_names_its_sizes_and_its_start_when_it_is_the_noisy_photo(monkeypatch):
     monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
     import benchmark
 
@@ -117,6 +117,10 @@ def test_a_runs_settings_text_names_its_start_when_it_is_the_noisy_photo(monkeyp
     )
     from_photo = {**recipe, "init": "content"}
     assert benchmark.settings_text({"params": from_photo}) == "adam, learning rate 0.01, 200 at full size, fp32"
+    large = Settings(max_side_px=1920).asdict()
+    assert benchmark.settings_text({"params": large}) == (
+        "adam, learning rate 0.01, 3 sizes, 100 at the smallest and 10 at each later one, auto, noise ratio 0.5"
+    )
 
 
 def test_the_judge_computes_the_models_own_graph_so_no_cpu_kind_changes_its_figures(monkeypatch):

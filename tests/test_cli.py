@@ -61,6 +61,19 @@ def test_stylise_writes_images_metrics_and_the_executed_notebook(tmp_path):
 
 
 @pytest.mark.slow
+def test_coarse_to_fine_composes_at_the_first_size_and_refines_at_each_later_one(tmp_path):
+    """Three sizes: `coarse_iterations` at the smallest (the trial's three among them), then `iterations` at each
+    larger one, each twice the previous, as metrics.csv records them."""
+    sizes = ["-p", "max_side_px", "256", "-p", "coarse_to_fine", "3", "-p", "coarse_iterations", "4"]
+    done = stylise_cli(*sizes, "-p", "iterations", "2", "--output-root", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = tmp_path.iterdir()
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    ran = [f"{int(row['width_px'])}x{int(row['height_px'])}" for row in rows]
+    assert ran == ["64x48"] * 4 + ["128x96"] * 2 + ["256x192"] * 2, ran
+
+
+@pytest.mark.slow
 def test_the_readme_example_sets_style_layers_from_the_command_line(tmp_path):
     done = stylise_cli(
         *SMALL, "-p", "style_layers", "[('conv1_1', 1.0), ('conv3_1', 0.5)]", "--output-root", str(tmp_path)

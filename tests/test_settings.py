@@ -16,7 +16,14 @@ import pytest
 import nst_utils
 from nst.errors import SettingsError
 from nst.paths import NOTEBOOK_PATH
-from nst.settings import MAX_ITERATIONS, OPTIMISER_SCHEDULES, Settings, field_names, parse_setting
+from nst.settings import (
+    FIRST_SIZE_MAX_SIDE_PX,
+    MAX_ITERATIONS,
+    OPTIMISER_SCHEDULES,
+    Settings,
+    field_names,
+    parse_setting,
+)
 
 GOOD = dict(
     alpha=10.0,
@@ -66,6 +73,20 @@ def test_each_optimiser_has_its_own_sizes_and_iterations(optimizer, schedule):
     assert (given.coarse_to_fine, given.coarse_iterations, given.iterations) == (3, 0, 7), "given values are kept"
     assert Settings(optimizer=optimizer, iterations=None).iterations == schedule[2]
     assert Settings(**Settings(optimizer=optimizer).asdict()) == settings, "a params.json reads back as the same run"
+
+
+@pytest.mark.parametrize(
+    ("max_side_px", "sizes"),
+    [(64, 2), (400, 2), (1024, 2), (1025, 3), (1920, 3), (2048, 3), (2049, 4), (3840, 4), (8192, 5)],
+)
+def test_adam_s_default_adds_sizes_for_a_large_image_until_the_first_is_at_most_512_px(max_side_px, sizes):
+    """Up to 1024 px two sizes, as judged; above it one more size per doubling, so that the picture is composed at
+    no more than 512 px and every later size refines it. Given values, and L-BFGS's one size, are kept."""
+    assert Settings(max_side_px=max_side_px).coarse_to_fine == sizes
+    first_side_px = max_side_px / 2 ** (sizes - 1)
+    assert first_side_px <= FIRST_SIZE_MAX_SIDE_PX and (sizes == 2 or first_side_px > FIRST_SIZE_MAX_SIDE_PX / 2)
+    assert Settings(max_side_px=max_side_px, coarse_to_fine=2).coarse_to_fine == 2
+    assert Settings(max_side_px=max_side_px, optimizer="lbfgs").coarse_to_fine == 1
 
 
 def test_the_defaults_pass_and_settings_are_frozen():
