@@ -35,10 +35,11 @@ OPTIMISER_SCHEDULES = {
     "lbfgs": {"coarse_to_fine": 1, "coarse_iterations": 20, "iterations": 20},
 }
 # Above 1024 px Adam's schedule has one more size per doubling, until the first is at most this long: a large
-# picture is composed at 257-512 px, about as cheaply as the judged 400 px run, and refined for `iterations` at each
+# picture is composed at 257-512 px, near the judged run's 400 px, and refined for `iterations` at each
 # later size. At 100×75 the content layer's grid was too coarse to hold the photo; at 480×270 it holds it: 1920×1080
-# took 9.8 min against two sizes' 16 (AVX2, fp32), judged 1.602 / 0.894 against 1.813 / 0.912 (docs/benchmarks.md,
-# round 3, sixth session). Tuned on random features; a grid's size in pixels is the same with real weights.
+# took 9.6-9.8 min against two sizes' 16 (AVX2, fp32), judged 1.602 / 0.894 against 1.813 / 0.912, but softer seen pixel
+# for pixel (docs/benchmarks.md, round 3, sixth session). Tuned on random features; a grid's size in pixels is the
+# same with real weights.
 FIRST_SIZE_MAX_SIDE_PX = 512
 _STYLE_IMAGES_EXAMPLE = "e.g. style_images=[('style_a.jpg', 0.7), ('style_b.jpg', 0.3)]"
 _STYLE_MASKS_EXAMPLE = "e.g. style_masks=['images/raccoon_leaves_mask.png']"
