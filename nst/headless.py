@@ -40,6 +40,9 @@ KERNEL_LOG_NAME = "kernel.log"
 _OUR_ERRORS = {cls.__name__ for cls in (NSTError, *NSTError.__subclasses__())}
 INTERRUPT_REPEAT_S = 2.0  # Ctrl-C is passed on to the kernel this often until the notebook ends
 MEMORY_SUSPECT_SHARE = 0.5  # a dead kernel whose run needed more than this share of the free memory: blame memory
+# Cells tagged so paint the sample photo whatever the run's images (notebook 01's "Paint regions" demonstration):
+# a headless run is for the user's images, so it skips them (about 6 s at 400 px, and no stray regions/ folder).
+SAMPLE_DEMO_TAG = "sample-demo"
 SET_BY_THE_COMMAND = ("content_path", "style_path", "output_root", "run_dir", "live_view")
 
 
@@ -116,6 +119,8 @@ def stylise(
 def execute_notebook(notebook_path, run_dir: Path, parameters: dict, memory: dict) -> None:
     """papermill on `notebook_path` into `run_dir`; every way it can end becomes one line (NSTError, Interrupted).
 
+    Cells tagged SAMPLE_DEMO_TAG are not executed: the executed notebook keeps them, without outputs.
+
     notebook.ipynb is complete or absent; the kernel talks over IPC, its stderr goes to kernel.log; Ctrl-C reaches
     the kernel, whose run stops after its iteration and saves; a dead kernel is explained with the memory the run
     needs: `memory` holds estimate_memory_bytes' arguments (height_px, width_px, deepest_layer, optimizer, …).
@@ -158,6 +163,7 @@ def execute_notebook(notebook_path, run_dir: Path, parameters: dict, memory: dic
                 stdout_file=sys.stdout,
                 stderr_file=sys.stderr,
                 kernel_manager_class=_ipc_kernel_manager(sockets_dir, kernels),
+                skip_cells_with_tag=SAMPLE_DEMO_TAG,  # nbclient's own option, passed on by papermill
             )
     except papermill.PapermillExecutionError as err:
         if interrupted:

@@ -56,6 +56,9 @@ def test_stylise_writes_images_metrics_and_the_executed_notebook(tmp_path):
     assert json.loads((run_dir / "params.json").read_text())["iterations"] == 5
     executed = nbformat.read(run_dir / "notebook.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    skipped = [c for c in executed.cells if "sample-demo" in c.metadata.get("tags", [])]
+    assert skipped and not any(c.outputs or c.execution_count for c in skipped), "the sample's demonstration is skipped"
+    assert not (run_dir / "regions").exists(), "no picture of the sample photo beside the user's result"
     image = load_image(run_dir / "final.png", max_side_px=None)
     assert max(image.shape[:2]) == 48
 

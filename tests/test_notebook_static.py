@@ -24,6 +24,17 @@ def is_parameters_cell(cell) -> bool:
     return "parameters" in cell.metadata.get("tags", [])
 
 
+def test_the_cells_a_headless_run_skips_come_last_and_paint_the_sample_photo(notebook):
+    """`stylise` skips the cells tagged SAMPLE_DEMO_TAG: nothing after them may need what they make."""
+    from nst.headless import SAMPLE_DEMO_TAG
+
+    code = code_cells(notebook)
+    tagged = [index for index, cell in enumerate(code) if SAMPLE_DEMO_TAG in cell.metadata.get("tags", [])]
+    assert tagged, f"no cell is tagged {SAMPLE_DEMO_TAG}: a headless run would paint the sample photo too"
+    assert tagged == list(range(tagged[0], len(code))), f"code cells after a skipped one: {tagged}"
+    assert "nst_utils.SAMPLE_CONTENT_PATH" in code[tagged[0]].source, "a skipped cell paints the sample photo"
+
+
 def test_stored_notebook_is_small(notebook):
     size_kb = NOTEBOOK_PATH.stat().st_size / 1024
     assert size_kb < 150, f"{NOTEBOOK_PATH.name} is {size_kb:.0f} KB; run tools/store_notebook.py to strip outputs"
