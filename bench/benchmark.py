@@ -461,6 +461,11 @@ def step_flops(height_px: int, width_px: int, deepest_layer: str = "conv5_1") ->
     return 2 * flops
 
 
+def log(message: str) -> None:
+    """One line of progress, with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
 def parse_param(text: str) -> tuple[str, object]:
     """Parse "learning_rate=0.1" into ("learning_rate", 0.1): a --rerun-default setting, its value a Python literal."""
     import ast
@@ -530,7 +535,10 @@ def main(argv: list[str] | None = None) -> int:
         help="judge again every picture of a results .json whose files still exist, e.g. after a judge fix",
     )
     parser.add_argument("--rerun-big", type=Path, help="add the large runs again to a results .json")
-    parser.add_argument("--note", default="", help="with --rerun-big: what changed, shown beside its rows")
+    parser.add_argument(
+        "--rerun-judged", type=Path, help="the judged set again (recipe and default, every pair) into a results .json"
+    )
+    parser.add_argument("--note", default="", help="with --rerun-big or --rerun-judged: what changed, in the report")
     parser.add_argument(
         "--finish",
         type=Path,
@@ -566,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault("bigs", []).append(big)
             args.rerun_big.write_text(json.dumps(results, indent=1, default=str))
         args.report_only = args.rerun_big
+    if args.rerun_judged:
+        rerun_judged(args.rerun_judged, args.note, Path(tempfile.mkdtemp(prefix="nst-bench-")))
+        args.report_only = args.rerun_judged
     if args.rejudge:
         results = json.loads(args.rejudge.read_text())
         print(f"judged again: {rejudge(results)} runs' pictures")
@@ -595,7 +606,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick
         else PROJECT_DIR / "docs" / f"benchmark_results_{cpu_kind(results['machine']['flags'])}.md"
     )
-    log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731
 
     def save() -> None:  # after every stage, so a run cut short still leaves its figures
         results["machine"]["load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -625,23 +635,7 @@ def main(argv: list[str] | None = None) -> int:
                 size["ours"].append(run_notebook(w, h, work, judge=False, **{**recipe, "iterations": 4}))
             save()
 
-    # The judged set: the recipe and the default on every pair, kernel start included
-    for index, (content, style) in enumerate(pairs):
-        if index > 0:
-            log(f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}, the recipe")
-            results["judged"].append(
-                {
-                    "content": str(content),
-                    "style": str(style),
-                    "recipe": run_stylise(content, style, work, side_px, **recipe),
-                }
-            )
-        pair = results["judged"][index]
-        time_to_picture(pair["recipe"], pair["recipe"]["picture"])  # judges its snapshots while they exist
-        log(f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}, the default")
-        pair["default"] = run_stylise(content, style, work, side_px, **short)
-        time_to_picture(pair["default"], pair["recipe"]["picture"])
-        save()
+    run_judged(results, pairs, work, side_px, recipe, short, save)
 
     # The other options on the sample pair, each timed to the recipe's picture. The default in the precision
     # "auto" did not choose, and L-BFGS in bf16, show bf16's numerics (emulated where the hardware has no bf16).
@@ -687,11 +681,44 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run_judged(results: dict, pairs: list, work: Path, side_px: int, recipe: dict, short: dict, save) -> None:
+    """The judged set into results["judged"]: the recipe, then the default, on every pair, each through `stylise`,
+    kernel start included. A pair whose recipe is already there (the sample pair's, from the first size) runs only
+    the default. `save()` after every pair."""
+    for index, (content, style) in enumerate(pairs):
+        if index == len(results["judged"]):
+            log(f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}, the recipe")
+            recipe_run = run_stylise(content, style, work, side_px, **recipe)
+            results["judged"].append({"content": str(content), "style": str(style), "recipe": recipe_run})
+        pair = results["judged"][index]
+        time_to_picture(pair["recipe"], pair["recipe"]["picture"])  # judges its snapshots while they exist
+        log(f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}, the default")
+        pair["default"] = run_stylise(content, style, work, side_px, **short)
+        time_to_picture(pair["default"], pair["recipe"]["picture"])
+        save()
+
+
+def rerun_judged(path: Path, note: str, work: Path) -> None:
+    """The judged set measured again into the results .json at `path`, e.g. after a change to the run's time: the
+    earlier set is kept under "judged_earlier", with its note and when it was judged again."""
+    results = json.loads(path.read_text())
+    earlier = {key: results.pop(key) for key in ("judged", "judged_note", "rejudged") if key in results}
+    earlier.setdefault("judged_note", f"measured {results['machine'].get('date', 'with the rest of this file')}")
+    results.setdefault("judged_earlier", []).append(earlier)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["judged"], results["judged_note"] = [], f"measured again {when} (`--rerun-judged`): {note}"
+
+    def save() -> None:
+        results["judged_load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        path.write_text(json.dumps(results, indent=1, default=str))
+
+    run_judged(results, judged_pairs(work / "judged"), work, 400, RECIPE, {}, save)
+
+
 def finish(path: Path, work: Path) -> None:
     """Run, into the results .json at `path`, the full run's later stages that it lacks (a cut-short run): the
     options on the sample pair not yet measured, the large runs, the recipe in bf16 and the closing matmul."""
     results = json.loads(path.read_text())
-    log = lambda message: print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: E731
     save = lambda: path.write_text(json.dumps(results, indent=1, default=str))  # noqa: E731
     content, style = judged_pairs(work / "judged")[0]
     target = results["judged"][0]["recipe"]["picture"]
@@ -873,8 +900,21 @@ def report_judged(results: dict) -> str:
             f"| {'yes' if good else '**no**'} |"
         )
     lines += ["", f"Median wall time of the default ÷ the recipe's: **{statistics.median(ratios):.2f}**.", ""]
+    if "judged_note" in results:
+        load = results.get("judged_load_average", "?")
+        lines += [f"*These pairs were {results['judged_note']} (load average at the end: {load}).*", ""]
     if "rejudged" in results:
         lines += [f"*Every picture still on disk was judged again on {results['rejudged']} (`--rejudge`).*", ""]
+    for earlier in results.get("judged_earlier", []):
+        pairs = [pair for pair in earlier["judged"] if "default" in pair]
+        ratios = [pair["default"]["wall_s"] / pair["recipe"]["wall_s"] for pair in pairs]
+        good = sum(as_good_as(pair["default"]["picture"], pair["recipe"]["picture"]) for pair in pairs)
+        lines += [
+            f"Earlier, the same set {earlier['judged_note']}: wall ÷ recipe median {statistics.median(ratios):.2f} "
+            f"({min(ratios):.4f}–{max(ratios):.4f}), {sum(r > 0.25 for r in ratios)} pairs above 0.25; "
+            f"as good as the recipe on {good} of {len(ratios)}.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -183,3 +183,44 @@ def test_rejudge_judges_again_the_runs_whose_pictures_exist_and_keeps_the_others
     assert results["judged"][0]["default"]["picture"] == {"style_distance": 9.0}, "its folder is gone: kept"
     assert results["bigs"][0]["picture"] == {"style_distance": 1.0}
     assert "rejudged" in results, "the report says the pictures were judged again"
+
+
+def test_rerun_judged_measures_every_pair_again_and_keeps_the_earlier_set(tmp_path, monkeypatch):
+    """`--rerun-judged`: the recipe then the default on every pair, the earlier set kept and summed up in the report."""
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    import benchmark
+
+    pairs = [(Path("a.png"), Path("s.png")), (Path("b.png"), Path("s.png"))]
+    calls = []
+    params = {"optimizer": "adam", "coarse_to_fine": 2, "coarse_iterations": 100, "iterations": 10}
+    params |= {"learning_rate": 0.01, "precision": "fp32"}
+
+    def fake_stylise(content, style, work, side_px, **parameters):
+        calls.append((content.name, "recipe" if parameters else "default"))
+        wall_s = 200.0 if parameters else 45.0
+        picture = {"style_distance": 1.0, "edge_correlation": 0.9}
+        return {"wall_s": wall_s, "picture": picture, "rows": [{"total": 5.0}], "params": params}
+
+    monkeypatch.setattr(benchmark, "judged_pairs", lambda folder: pairs)
+    monkeypatch.setattr(benchmark, "time_to_picture", lambda run, target: None)
+    monkeypatch.setattr(benchmark, "run_stylise", fake_stylise)
+    earlier_pair = {"content": "a.png", "style": "s.png"}
+    earlier_pair |= {"recipe": fake_stylise(*pairs[0], None, 400, x=1), "default": fake_stylise(*pairs[0], None, 400)}
+    earlier_pair["default"]["wall_s"] = 60.0  # 0.3 of the recipe's
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"machine": {"date": "2026-12-04 23:51 UTC"}, "judged": [earlier_pair]}))
+    calls.clear()
+
+    benchmark.rerun_judged(path, "a faster start", tmp_path)
+
+    assert calls == [("a.png", "recipe"), ("a.png", "default"), ("b.png", "recipe"), ("b.png", "default")]
+    results = json.loads(path.read_text())
+    assert [pair["default"]["wall_s"] for pair in results["judged"]] == [45.0, 45.0]
+    assert results["judged_earlier"][0]["judged"] == [earlier_pair]
+    text = benchmark.report_judged(results)
+    assert "measured again" in text and "a faster start" in text
+    assert "Earlier, the same set measured 2026-12-04 23:51 UTC: wall ÷ recipe median 0.30" in text
+    assert "1 pairs above 0.25; as good as the recipe on 1 of 1" in text
