@@ -910,8 +910,10 @@ def report_judged(results: dict) -> str:
         ratios = [pair["default"]["wall_s"] / pair["recipe"]["wall_s"] for pair in pairs]
         good = sum(as_good_as(pair["default"]["picture"], pair["recipe"]["picture"]) for pair in pairs)
         lines += [
-            f"Earlier, the same set {earlier['judged_note']}: wall ÷ recipe median {statistics.median(ratios):.2f} "
-            f"({min(ratios):.4f}–{max(ratios):.4f}), {sum(r > 0.25 for r in ratios)} pairs above 0.25; "
+            f"Earlier, the same set {earlier['judged_note']}"
+            + (f" (judged again {earlier['rejudged']})" if "rejudged" in earlier else "")
+            + f": wall ÷ recipe median {statistics.median(ratios):.2f} "
+            f"({min(ratios):.4f}–{max(ratios):.4f}), pairs above 0.25: {sum(r > 0.25 for r in ratios)}; "
             f"as good as the recipe on {good} of {len(ratios)}.",
             "",
         ]

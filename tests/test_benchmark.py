@@ -223,4 +223,4 @@ def test_rerun_judged_measures_every_pair_again_and_keeps_the_earlier_set(tmp_pa
     text = benchmark.report_judged(results)
     assert "measured again" in text and "a faster start" in text
     assert "Earlier, the same set measured 2026-12-04 23:51 UTC: wall ÷ recipe median 0.30" in text
-    assert "1 pairs above 0.25; as good as the recipe on 1 of 1" in text
+    assert "pairs above 0.25: 1; as good as the recipe on 1 of 1" in text
