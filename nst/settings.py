@@ -37,7 +37,7 @@ OPTIMISER_SCHEDULES = {
 # Above 1024 px Adam's schedule has one more size per doubling, until the first is at most this long: a large
 # picture is composed at 257-512 px, near the judged run's 400 px, and refined for `iterations` at each
 # later size. At 100×75 the content layer's grid was too coarse to hold the photo; at 480×270 it holds it: 1920×1080
-# took 9.6-9.8 min against two sizes' 16 (AVX2, fp32), judged 1.602 / 0.894 against 1.813 / 0.912, but with the
+# took 9.4-9.8 min against two sizes' 16 (AVX2, fp32), judged 1.602 / 0.894 against 1.813 / 0.912, but with the
 # stained glass 3.706 / 0.861 against 3.545 / 0.863, and softer seen pixel for pixel (docs/benchmarks.md, round 3,
 # sixth session). Tuned on random features; a grid's size in pixels is the
 # same with real weights.
