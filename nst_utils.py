@@ -111,6 +111,7 @@ def check_close(
 
 
 if __name__ == "__main__":
-    from nst.cli import main
+    from nst.cli import main, without_slow_optional_imports
 
+    without_slow_optional_imports()  # this process only: the command's, not a notebook's or a test's
     sys.exit(main())

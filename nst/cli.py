@@ -16,6 +16,13 @@ from nst.paths import PRETRAINED_DIR, SAMPLE_CONTENT_PATH
 from nst.sources import MIRROR_ENV, WEIGHTS_SOURCES
 
 DESCRIPTION = "Neural style transfer: fetch VGG-19 weights, or stylise a photo headless."
+# Optional packages that another package imports if they are installed, which this command never needs
+SLOW_OPTIONAL_IMPORTS = {
+    # jsonschema (under nbformat, under papermill) imports it for its "iri" format check: it compiles about 35 Lark
+    # grammars on import, 1.25 s of every run on AVX2 (python-jsonschema/jsonschema#1428). No notebook schema uses
+    # that format. JupyterLab's jupyter-events brings the package into the environment.
+    "rfc3987_syntax",
+}
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -76,6 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130 if type(err).__name__ == "Interrupted" else 1
     except KeyboardInterrupt:
         return 130
+
+
+def without_slow_optional_imports() -> None:
+    """Make SLOW_OPTIONAL_IMPORTS fail to import in this process, as if not installed (their importers do without).
+
+    For the command's own process only (nst_utils.py's __main__), never on import of a module."""
+    for name in SLOW_OPTIONAL_IMPORTS:
+        sys.modules.setdefault(name, None)  # None in sys.modules: `import name` raises ImportError
 
 
 def _stylise_command(args: argparse.Namespace) -> int:

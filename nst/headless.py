@@ -164,6 +164,9 @@ def execute_notebook(notebook_path, run_dir: Path, parameters: dict, memory: dic
                 stderr_file=sys.stderr,
                 kernel_manager_class=_ipc_kernel_manager(sockets_dir, kernels),
                 skip_cells_with_tag=SAMPLE_DEMO_TAG,  # nbclient's own option, passed on by papermill
+                # Every cell has finished and closed its files by then; a graceful shutdown waits ~1.4 s for the
+                # kernel's own exit (TensorFlow's teardown) and keeps nothing more
+                shutdown_kernel="immediate",
             )
     except papermill.PapermillExecutionError as err:
         if interrupted:

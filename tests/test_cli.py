@@ -23,15 +23,15 @@ from nst.paths import PROJECT_DIR, SAMPLE_CONTENT_PATH
 SMALL = ["-p", "max_side_px", "48", "-p", "iterations", "5", "-p", "save_every", "2"]  # 3 are the trial's
 
 
-def nst_cli(*args, cwd=PROJECT_DIR):
+def nst_cli(*args, cwd=PROJECT_DIR, env=None):
     """Run `python nst_utils.py ARGS` as a user would; returns the finished process."""
     command = [sys.executable, str(PROJECT_DIR / "nst_utils.py"), *args]
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def stylise_cli(*args, cwd=PROJECT_DIR):
+def stylise_cli(*args, cwd=PROJECT_DIR, env=None):
     """Run the stylise command as a user would; returns the finished process."""
-    return nst_cli("stylise", *args, cwd=cwd)
+    return nst_cli("stylise", *args, cwd=cwd, env=env)
 
 
 def assert_refused_in_one_line(done, output_root, starts: str) -> None:
@@ -43,8 +43,12 @@ def assert_refused_in_one_line(done, output_root, starts: str) -> None:
 
 @pytest.mark.slow
 def test_stylise_writes_images_metrics_and_the_executed_notebook(tmp_path):
-    done = stylise_cli(*SMALL, "--output-root", str(tmp_path))
+    importtime = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}  # each import on stderr (the kernel's: kernel.log)
+    done = stylise_cli(*SMALL, "--output-root", str(tmp_path), env=importtime)
     assert done.returncode == 0, done.stderr[-2000:]
+    imported = [line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time")]
+    # rfc3987_syntax itself is listed, found in sys.modules at no cost; its module that compiles grammars is not
+    assert "papermill" in imported and "rfc3987_syntax.syntax_helpers" not in imported, "the command does without it"
     (run_dir,) = tmp_path.iterdir()
     assert {"final.png", "iter_0004.png", "metrics.csv", "params.json", "notebook.ipynb", "kernel.log"} <= {
         p.name for p in run_dir.iterdir()
