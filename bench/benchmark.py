@@ -538,6 +538,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rerun-judged", type=Path, help="the judged set again (recipe and default, every pair) into a results .json"
     )
+    parser.add_argument(
+        "--bracketed",
+        action="store_true",
+        help="with --rerun-judged: the default before and after each recipe, its mean time in the ratio (drift)",
+    )
     parser.add_argument("--note", default="", help="with --rerun-big or --rerun-judged: what changed, in the report")
     parser.add_argument(
         "--finish",
@@ -575,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
             args.rerun_big.write_text(json.dumps(results, indent=1, default=str))
         args.report_only = args.rerun_big
     if args.rerun_judged:
-        rerun_judged(args.rerun_judged, args.note, Path(tempfile.mkdtemp(prefix="nst-bench-")))
+        rerun_judged(args.rerun_judged, args.note, Path(tempfile.mkdtemp(prefix="nst-bench-")), args.bracketed)
         args.report_only = args.rerun_judged
     if args.rejudge:
         results = json.loads(args.rejudge.read_text())
@@ -681,38 +686,65 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_judged(results: dict, pairs: list, work: Path, side_px: int, recipe: dict, short: dict, save) -> None:
+def run_judged(
+    results: dict, pairs: list, work: Path, side_px: int, recipe: dict, short: dict, save, bracketed: bool = False
+) -> None:
     """The judged set into results["judged"]: the recipe, then the default, on every pair, each through `stylise`,
     kernel start included. A pair whose recipe is already there (the sample pair's, from the first size) runs only
-    the default. `save()` after every pair."""
+    the default. `bracketed`: the default also runs just before the recipe ("default_before"), and the pair's ratio
+    takes the mean of its two times, so that a machine whose speed drifts during the recipe's minutes moves both
+    sides alike. `save()` after every pair."""
     for index, (content, style) in enumerate(pairs):
+        name = f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}"
         if index == len(results["judged"]):
-            log(f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}, the recipe")
+            before = None
+            if bracketed:
+                log(f"{name}, the default (before the recipe)")
+                before = run_stylise(content, style, work, side_px, **short)
+            log(f"{name}, the recipe")
             recipe_run = run_stylise(content, style, work, side_px, **recipe)
             results["judged"].append({"content": str(content), "style": str(style), "recipe": recipe_run})
+            if before:
+                results["judged"][index]["default_before"] = before
         pair = results["judged"][index]
         time_to_picture(pair["recipe"], pair["recipe"]["picture"])  # judges its snapshots while they exist
-        log(f"judged pair {index + 1}/{len(pairs)}: {content.stem} + {style.stem}, the default")
+        log(f"{name}, the default")
         pair["default"] = run_stylise(content, style, work, side_px, **short)
         time_to_picture(pair["default"], pair["recipe"]["picture"])
         save()
 
 
-def rerun_judged(path: Path, note: str, work: Path) -> None:
+def default_wall_s(pair: dict) -> float:
+    """The default's wall time on a judged pair: the mean of its runs before and after the recipe where bracketed."""
+    runs = [pair[key] for key in ("default_before", "default") if key in pair]
+    return statistics.mean(run["wall_s"] for run in runs)
+
+
+def default_wall_text(pair: dict) -> str:
+    """The report's cell for default_wall_s: "64 s", or "64 s (62 before, 66 after)" where bracketed."""
+    text = f"{default_wall_s(pair):.0f} s"
+    if "default_before" in pair:
+        text += f" ({pair['default_before']['wall_s']:.0f} before, {pair['default']['wall_s']:.0f} after)"
+    return text
+
+
+def rerun_judged(path: Path, note: str, work: Path, bracketed: bool = False) -> None:
     """The judged set measured again into the results .json at `path`, e.g. after a change to the run's time: the
-    earlier set is kept under "judged_earlier", with its note and when it was judged again."""
+    earlier set is kept under "judged_earlier", with its note and when it was judged again. `bracketed`: see
+    run_judged."""
     results = json.loads(path.read_text())
     earlier = {key: results.pop(key) for key in ("judged", "judged_note", "rejudged") if key in results}
     earlier.setdefault("judged_note", f"measured {results['machine'].get('date', 'with the rest of this file')}")
     results.setdefault("judged_earlier", []).append(earlier)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results["judged"], results["judged_note"] = [], f"measured again {when} (`--rerun-judged`): {note}"
+    how = ", the default before and after each recipe" if bracketed else ""
+    results["judged"], results["judged_note"] = [], f"measured again {when} (`--rerun-judged`{how}): {note}"
 
     def save() -> None:
         results["judged_load_average"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
         path.write_text(json.dumps(results, indent=1, default=str))
 
-    run_judged(results, judged_pairs(work / "judged"), work, 400, RECIPE, {}, save)
+    run_judged(results, judged_pairs(work / "judged"), work, 400, RECIPE, {}, save, bracketed)
 
 
 def finish(path: Path, work: Path) -> None:
@@ -890,16 +922,29 @@ def report_judged(results: dict) -> str:
         if "default" not in pair:
             continue
         recipe, default = pair["recipe"], pair["default"]
-        ratio = default["wall_s"] / recipe["wall_s"]
+        ratio = default_wall_s(pair) / recipe["wall_s"]
         ratios.append(ratio)
         good = as_good_as(default["picture"], recipe["picture"])
         lines.append(
             f"| {Path(pair['content']).stem} + {Path(pair['style']).stem} | {recipe['wall_s']:.0f} s "
-            f"| {recipe['rows'][-1]['total']:.4g} | {picture_cells(recipe)} | {default['wall_s']:.0f} s "
+            f"| {recipe['rows'][-1]['total']:.4g} | {picture_cells(recipe)} | {default_wall_text(pair)} "
             f"| {default['rows'][-1]['total']:.4g} | {picture_cells(default)} | **{ratio:.2f}** "
             f"| {'yes' if good else '**no**'} |"
         )
-    lines += ["", f"Median wall time of the default ÷ the recipe's: **{statistics.median(ratios):.2f}**.", ""]
+    lines += [
+        "",
+        f"Median wall time of the default ÷ the recipe's: **{statistics.median(ratios):.2f}** "
+        f"({min(ratios):.4f}–{max(ratios):.4f}; pairs above 0.25: {sum(r > 0.25 for r in ratios)}).",
+        "",
+    ]
+    bracketed = [pair for pair in judged if "default_before" in pair and "default" in pair]
+    if bracketed:
+        same = sum(pair["default_before"]["picture"] == pair["default"]["picture"] for pair in bracketed)
+        lines += [
+            f"*The default ran just before and just after each recipe; the ratio takes the mean of its two times. "
+            f"Its two pictures were judged the same, to the last digit, on {same} of {len(bracketed)} pairs.*",
+            "",
+        ]
     if "judged_note" in results:
         load = results.get("judged_load_average", "?")
         lines += [f"*These pairs were {results['judged_note']} (load average at the end: {load}).*", ""]
@@ -907,7 +952,9 @@ def report_judged(results: dict) -> str:
         lines += [f"*Every picture still on disk was judged again on {results['rejudged']} (`--rejudge`).*", ""]
     for earlier in results.get("judged_earlier", []):
         pairs = [pair for pair in earlier["judged"] if "default" in pair]
-        ratios = [pair["default"]["wall_s"] / pair["recipe"]["wall_s"] for pair in pairs]
+        ratios = [default_wall_s(pair) / pair["recipe"]["wall_s"] for pair in pairs]
+        if not ratios:  # an earlier set that never got as far as a default
+            continue
         good = sum(as_good_as(pair["default"]["picture"], pair["recipe"]["picture"]) for pair in pairs)
         lines += [
             f"Earlier, the same set {earlier['judged_note']}"

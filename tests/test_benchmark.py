@@ -224,3 +224,40 @@ def test_rerun_judged_measures_every_pair_again_and_keeps_the_earlier_set(tmp_pa
     assert "measured again" in text and "a faster start" in text
     assert "Earlier, the same set measured 2026-12-04 23:51 UTC: wall ÷ recipe median 0.30" in text
     assert "pairs above 0.25: 1; as good as the recipe on 1 of 1" in text
+
+
+def test_a_bracketed_rerun_runs_the_default_before_and_after_each_recipe_and_takes_their_mean(tmp_path, monkeypatch):
+    """`--rerun-judged --bracketed`: default, recipe, default on each pair; the ratio uses the default's mean time."""
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
+    import benchmark
+
+    pairs = [(Path("a.png"), Path("s.png")), (Path("b.png"), Path("s.png"))]
+    calls = []
+    params = {"optimizer": "adam", "coarse_to_fine": 2, "coarse_iterations": 100, "iterations": 10}
+    params |= {"learning_rate": 0.01, "precision": "fp32"}
+    default_walls_s = iter([40.0, 60.0, 45.0, 55.0])  # the machine slows during each recipe
+
+    def fake_stylise(content, style, work, side_px, **parameters):
+        calls.append((content.name, "recipe" if parameters else "default"))
+        wall_s = 200.0 if parameters else next(default_walls_s)
+        picture = {"style_distance": 1.0, "edge_correlation": 0.9 if wall_s != 55.0 else 0.8}
+        return {"wall_s": wall_s, "picture": picture, "rows": [{"total": 5.0}], "params": params}
+
+    monkeypatch.setattr(benchmark, "judged_pairs", lambda folder: pairs)
+    monkeypatch.setattr(benchmark, "time_to_picture", lambda run, target: None)
+    monkeypatch.setattr(benchmark, "run_stylise", fake_stylise)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"machine": {"date": "2026-12-04 23:51 UTC"}, "judged": []}))
+
+    benchmark.rerun_judged(path, "drift", tmp_path, bracketed=True)
+
+    assert calls == [(name, run) for name in ("a.png", "b.png") for run in ("default", "recipe", "default")]
+    results = json.loads(path.read_text())
+    assert [benchmark.default_wall_s(pair) for pair in results["judged"]] == [50.0, 50.0]
+    text = benchmark.report_judged(results)
+    assert "50 s (40 before, 60 after)" in text and "**0.25**" in text
+    assert "the default before and after each recipe" in text
+    assert "judged the same, to the last digit, on 1 of 2 pairs" in text, "a picture that differs is said"
