@@ -185,9 +185,9 @@ def test_rejudge_judges_again_the_runs_whose_pictures_exist_and_keeps_the_others
     assert "rejudged" in results, "the report says the pictures were judged again"
 
 
-def test_rerun_judged_measures_every_pair_again_and_keeps_the_earlier_set(tmp_path, monkeypatch):
-    """`--rerun-judged`: the recipe then the default on every pair, the earlier set kept and summed up in the report."""
-    import json
+def fake_judged_set(monkeypatch, default_walls_s):
+    """bench/benchmark.py with two judged pairs and a fake `stylise` (the recipe 200 s, each default the next of
+    `default_walls_s`; a default of 55 s makes another picture); returns (benchmark, pairs, calls, fake_stylise)."""
     from pathlib import Path
 
     monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
@@ -197,20 +197,28 @@ def test_rerun_judged_measures_every_pair_again_and_keeps_the_earlier_set(tmp_pa
     calls = []
     params = {"optimizer": "adam", "coarse_to_fine": 2, "coarse_iterations": 100, "iterations": 10}
     params |= {"learning_rate": 0.01, "precision": "fp32"}
+    default_walls_s = iter(default_walls_s)
 
     def fake_stylise(content, style, work, side_px, **parameters):
         calls.append((content.name, "recipe" if parameters else "default"))
-        wall_s = 200.0 if parameters else 45.0
-        picture = {"style_distance": 1.0, "edge_correlation": 0.9}
+        wall_s = 200.0 if parameters else next(default_walls_s)
+        picture = {"style_distance": 1.0, "edge_correlation": 0.9 if wall_s != 55.0 else 0.8}
         return {"wall_s": wall_s, "picture": picture, "rows": [{"total": 5.0}], "params": params}
 
     monkeypatch.setattr(benchmark, "judged_pairs", lambda folder: pairs)
     monkeypatch.setattr(benchmark, "time_to_picture", lambda run, target: None)
     monkeypatch.setattr(benchmark, "run_stylise", fake_stylise)
+    return benchmark, pairs, calls, fake_stylise
+
+
+def test_rerun_judged_measures_every_pair_again_and_keeps_the_earlier_set(tmp_path, monkeypatch):
+    """`--rerun-judged`: the recipe then the default on every pair, the earlier set kept and summed up in the report."""
+    import json
+
+    benchmark, pairs, calls, fake_stylise = fake_judged_set(monkeypatch, [60.0, 45.0, 45.0])
     earlier_pair = {"content": "a.png", "style": "s.png"}
     earlier_pair |= {"recipe": fake_stylise(*pairs[0], None, 400, x=1), "default": fake_stylise(*pairs[0], None, 400)}
-    earlier_pair["default"]["wall_s"] = 60.0  # 0.3 of the recipe's
-    path = tmp_path / "results.json"
+    path = tmp_path / "results.json"  # the earlier default: 60 s, 0.3 of the recipe's
     path.write_text(json.dumps({"machine": {"date": "2026-12-04 23:51 UTC"}, "judged": [earlier_pair]}))
     calls.clear()
 
@@ -229,26 +237,9 @@ def test_rerun_judged_measures_every_pair_again_and_keeps_the_earlier_set(tmp_pa
 def test_a_bracketed_rerun_runs_the_default_before_and_after_each_recipe_and_takes_their_mean(tmp_path, monkeypatch):
     """`--rerun-judged --bracketed`: default, recipe, default on each pair; the ratio uses the default's mean time."""
     import json
-    from pathlib import Path
 
-    monkeypatch.syspath_prepend(str(PROJECT_DIR / "bench"))
-    import benchmark
-
-    pairs = [(Path("a.png"), Path("s.png")), (Path("b.png"), Path("s.png"))]
-    calls = []
-    params = {"optimizer": "adam", "coarse_to_fine": 2, "coarse_iterations": 100, "iterations": 10}
-    params |= {"learning_rate": 0.01, "precision": "fp32"}
-    default_walls_s = iter([40.0, 60.0, 45.0, 55.0])  # the machine slows during each recipe
-
-    def fake_stylise(content, style, work, side_px, **parameters):
-        calls.append((content.name, "recipe" if parameters else "default"))
-        wall_s = 200.0 if parameters else next(default_walls_s)
-        picture = {"style_distance": 1.0, "edge_correlation": 0.9 if wall_s != 55.0 else 0.8}
-        return {"wall_s": wall_s, "picture": picture, "rows": [{"total": 5.0}], "params": params}
-
-    monkeypatch.setattr(benchmark, "judged_pairs", lambda folder: pairs)
-    monkeypatch.setattr(benchmark, "time_to_picture", lambda run, target: None)
-    monkeypatch.setattr(benchmark, "run_stylise", fake_stylise)
+    # the machine slows during each recipe; b's second default makes another picture
+    benchmark, _, calls, _ = fake_judged_set(monkeypatch, [40.0, 60.0, 45.0, 55.0])
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"machine": {"date": "2026-12-04 23:51 UTC"}, "judged": []}))
 
