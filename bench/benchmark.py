@@ -704,7 +704,7 @@ def run_judged(
             log(f"{name}, the recipe")
             recipe_run = run_stylise(content, style, work, side_px, **recipe)
             results["judged"].append({"content": str(content), "style": str(style), "recipe": recipe_run})
-            if before:
+            if before is not None:
                 results["judged"][index]["default_before"] = before
         pair = results["judged"][index]
         time_to_picture(pair["recipe"], pair["recipe"]["picture"])  # judges its snapshots while they exist
