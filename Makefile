@@ -36,7 +36,7 @@ lint: $(STAMP)  ## ruff on the code and the notebooks
 test: $(STAMP) browser lint  ## every test: lint, unit tests, the notebook under strict nbval, kernel and browser tests
 	$(PY) -m pytest
 
-browser:  ## Debian's chromium for the Playwright test (Playwright's own browser download is not used)
+browser:  ## Debian's chromium for the Playwright test and the benchmark's Run All (not Playwright's own download)
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian's chromium for the browser test"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -63,7 +63,7 @@ lab: $(STAMP)  ## open the notebook in JupyterLab
 weights: $(STAMP)  ## download the Keras VGG-19 weights (80 MB) into pretrained-model/
 	$(PY) nst_utils.py download keras
 
-bench: $(STAMP)  ## the full benchmark (about 2¼ h on 2 idle cores): docs/benchmark_results_<cpu kind>.md
+bench: $(STAMP) browser  ## the full benchmark (about 2¼ h on 2 idle cores): docs/benchmark_results_<cpu kind>.md
 	$(PY) bench/benchmark.py
 
 clean-venv:

@@ -35,6 +35,8 @@ def test_benchmark_quick_mode_runs_end_to_end(tmp_path):
         "from fp32",  # the default in the precision "auto" did not choose, judged in fp32
         "TensorFlow's own conv gradient",
         "frozen conv layers",
+        "Run All in JupyterLab",
+        "to the live view shown",
     ):
         assert words in text, f"{words!r} missing from the benchmark's report"
     assert "not measured" not in text, text
@@ -63,6 +65,7 @@ def test_finish_measures_only_what_a_cut_short_run_lacks(tmp_path, monkeypatch):
         lambda w, h, work, opt, its, note="": record("big", w, h, opt, result={"size": f"{w}×{h}", "optimizer": opt}),
     )
     monkeypatch.setattr(benchmark, "run_notebook", lambda w, h, work, **p: record("bf16", p["precision"]))
+    monkeypatch.setattr(benchmark, "run_all_in_jupyterlab", lambda work: record("run all"))
     monkeypatch.setattr(benchmark, "run_matmul", lambda work, n: record("matmul", result={"n": n}))
     first_option, *other_options = benchmark.OPTIONS
     cut_short = {
@@ -77,6 +80,7 @@ def test_finish_measures_only_what_a_cut_short_run_lacks(tmp_path, monkeypatch):
     assert calls == [
         ("stylise", first_option[2]),
         *[("big", w, h, opt) for w, h, opt, _ in benchmark.BIG_RUNS if (w, opt) != (1920, "adam")],
+        ("run all",),
         ("bf16", "bf16"),
         ("matmul",),
     ]
