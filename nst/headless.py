@@ -203,10 +203,16 @@ def _publish(partial_path: Path, run_dir: Path) -> Path | str:
 
 
 def _ipc_kernel_manager(sockets_dir: str, managers: list):
-    """A kernel manager whose kernel talks over Unix sockets in `sockets_dir` (no TCP, no unencrypted port).
+    """A kernel manager whose kernel talks over Unix sockets in `sockets_dir` (no TCP, no unencrypted port), and
+    keeps its temporary files there too (TMPDIR), so they go with the folder.
 
-    Each manager made is appended to `managers`, so that Ctrl-C can reach its kernel."""
+    TensorFlow's autograph writes a source file per function it converts into the temporary folder, and deletes
+    them only when the kernel exits by itself; this kernel is stopped at once (execute_notebook), which left 10
+    files in /tmp per run. Each manager made is appended to `managers`, so that Ctrl-C can reach its kernel."""
     from jupyter_client.manager import AsyncKernelManager
+
+    kernel_tmp_dir = os.path.join(sockets_dir, "tmp")
+    os.makedirs(kernel_tmp_dir, exist_ok=True)
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
@@ -214,6 +220,10 @@ def _ipc_kernel_manager(sockets_dir: str, managers: list):
             kwargs.setdefault("ip", os.path.join(sockets_dir, "kernel"))
             super().__init__(**kwargs)
             managers.append(self)
+
+        async def start_kernel(self, **kwargs):
+            env = {**(kwargs.pop("env", None) or os.environ), "TMPDIR": kernel_tmp_dir}
+            await super().start_kernel(env=env, **kwargs)
 
     return IPCKernelManager
 

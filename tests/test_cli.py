@@ -43,13 +43,18 @@ def assert_refused_in_one_line(done, output_root, starts: str) -> None:
 
 @pytest.mark.slow
 def test_stylise_writes_images_metrics_and_the_executed_notebook(tmp_path):
-    importtime = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}  # each import on stderr (the kernel's: kernel.log)
-    done = stylise_cli(*SMALL, "--output-root", str(tmp_path), env=importtime)
+    output_root, temporary = tmp_path / "output", tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}  # each import on stderr (the kernel's: kernel.log)
+    env["TMPDIR"] = str(temporary)  # the system's temporary folder, for the command and what it starts
+    done = stylise_cli(*SMALL, "--output-root", str(output_root), env=env)
     assert done.returncode == 0, done.stderr[-2000:]
+    # the kernel is stopped at once, without its exit handlers: its temporary files (autograph's) must go too
+    assert not list(temporary.iterdir()), "the run leaves nothing in the temporary folder"
     imported = [line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time")]
     # rfc3987_syntax itself is listed, found in sys.modules at no cost; its module that compiles grammars is not
     assert "papermill" in imported and "rfc3987_syntax.syntax_helpers" not in imported, "the command does without it"
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = output_root.iterdir()
     assert {"final.png", "iter_0004.png", "metrics.csv", "params.json", "notebook.ipynb", "kernel.log"} <= {
         p.name for p in run_dir.iterdir()
     }
