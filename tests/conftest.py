@@ -3,6 +3,7 @@ and a server on 127.0.0.1 that weights=None fetches them from."""
 
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -27,10 +28,26 @@ WEIGHTS_ENV, MIRROR_ENV, PRETRAINED_DIR_ENV, TEST_MD5_ENV = (
 
 
 def pytest_configure(config):
-    """Shrink notebook runs for CI (through the notebook's parameters cell); a variable already set wins."""
+    """Shrink notebook runs for CI (through the notebook's parameters cell); a variable already set wins.
+
+    The notebooks' outputs, and the temporary files of every process the tests start (kernels stopped at once skip
+    the exit handler that deletes autograph's source files), go into one folder, removed when the session ends.
+    This process keeps the system's temporary folder, and so pytest's own tmp_path."""
     for name, value in CI_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    os.environ.setdefault("NST_OUTPUT_DIR", tempfile.mkdtemp(prefix="nst-test-output-"))
+    tempfile.gettempdir()  # this process's temporary folder is fixed before TMPDIR changes
+    session_dir = Path(tempfile.mkdtemp(prefix="nst-test-"))
+    config.nst_session_dir = session_dir
+    (session_dir / "tmp").mkdir()
+    (session_dir / "output").mkdir()
+    os.environ["TMPDIR"] = str(session_dir / "tmp")
+    os.environ.setdefault("NST_OUTPUT_DIR", str(session_dir / "output"))
+
+
+def pytest_unconfigure(config):
+    session_dir = getattr(config, "nst_session_dir", None)
+    if session_dir is not None:
+        shutil.rmtree(session_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
