@@ -280,14 +280,12 @@ def run_all_in_jupyterlab(work: Path, max_side_px: int = 400, repeats: int = RUN
 
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium) and start again")
-    for name in ("NST_MAX_SIDE_PX", "NST_ITERATIONS"):  # the notebook's own settings, as a learner has them
-        os.environ.pop(name, None)
+    os.environ.pop("NST_ITERATIONS", None)  # the notebook's own schedule, as a learner has it
     runs = []
     for _ in range(repeats):
         folder = Path(tempfile.mkdtemp(dir=work, prefix="run-all-"))
         lab_env = {"NST_LIVE_VIEW": "1", "NST_WEIGHTS": "random", "NST_OUTPUT_DIR": str(folder / "output")}
-        if max_side_px != 400:  # the notebook's default
-            lab_env["NST_MAX_SIDE_PX"] = str(max_side_px)
+        lab_env["NST_MAX_SIDE_PX"] = str(max_side_px)  # 400: the notebook's own
         with jupyterlab(folder, **lab_env) as lab, chromium_page(RUN_ALL_TIMEOUT_S * 1000) as page:
             open_notebook(page, lab)
             clicked = time.monotonic()
