@@ -280,12 +280,12 @@ def run_all_in_jupyterlab(work: Path, max_side_px: int = 400, repeats: int = RUN
 
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium) and start again")
-    os.environ.pop("NST_ITERATIONS", None)  # the notebook's own schedule, as a learner has it
     runs = []
     for _ in range(repeats):
         folder = Path(tempfile.mkdtemp(dir=work, prefix="run-all-"))
         lab_env = {"NST_LIVE_VIEW": "1", "NST_WEIGHTS": "random", "NST_OUTPUT_DIR": str(folder / "output")}
         lab_env["NST_MAX_SIDE_PX"] = str(max_side_px)  # 400: the notebook's own
+        lab_env["NST_ITERATIONS"] = None  # unset: the notebook's own schedule, as a learner has it
         with jupyterlab(folder, **lab_env) as lab, chromium_page(RUN_ALL_TIMEOUT_S * 1000) as page:
             open_notebook(page, lab)
             clicked = time.monotonic()

@@ -27,8 +27,9 @@ class KernelError(AssertionError):
     """Code executed in the kernel raised; the message holds the kernel's traceback."""
 
 
-def isolated_env(tmp_dir: Path, **extra: str) -> dict[str, str]:
-    """os.environ with this checkout first on PYTHONPATH and every Jupyter/IPython/matplotlib folder in tmp_dir."""
+def isolated_env(tmp_dir: Path, **extra: str | None) -> dict[str, str]:
+    """os.environ with this checkout first on PYTHONPATH and every Jupyter/IPython/matplotlib folder in tmp_dir,
+    updated with `extra` (a value None: that variable unset)."""
     env = dict(os.environ)
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_DIR), env.get("PYTHONPATH")])),
@@ -43,7 +44,7 @@ def isolated_env(tmp_dir: Path, **extra: str) -> dict[str, str]:
     )
     env.pop("JUPYTER_PATH", None)
     env.update(extra)
-    return env
+    return {name: value for name, value in env.items() if value is not None}
 
 
 def write_kernelspec(kernels_dir: Path, name: str = KERNEL_NAME) -> KernelSpecManager:

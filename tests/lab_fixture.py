@@ -61,9 +61,9 @@ def stop_process_tree(process: subprocess.Popen, timeout_s: float = 20) -> None:
 
 
 @contextmanager
-def jupyterlab(tmp_path: Path, **env_extra: str):
-    """JupyterLab serving a copy of the notebook in tmp_path, the kernel's environment updated with env_extra;
-    yields (base URL, token, notebook name). The server and its kernels are stopped on leaving."""
+def jupyterlab(tmp_path: Path, **env_extra: str | None):
+    """JupyterLab serving a copy of the notebook in tmp_path, the kernel's environment updated with env_extra (None:
+    unset); yields (base URL, token, notebook name). The server and its kernels are stopped on leaving."""
     root = tmp_path / "notebooks"
     root.mkdir()
     shutil.copy(NOTEBOOK_PATH, root / NOTEBOOK_PATH.name)
