@@ -31,8 +31,6 @@ import importlib
 import sys
 from collections.abc import Mapping
 
-import numpy as np
-
 _EXPORTS = {
     "nst.paths": ("SAMPLE_CONTENT_PATH", "SAMPLE_STYLE_PATH", "SAMPLE_MASK_PATH", "OUTPUT_DIR", "IMAGES_DIR"),
     "nst.errors": ("NSTError",),
@@ -91,6 +89,8 @@ def check_close(
     atol: float = 1e-8,
 ):
     """Assert `got` ≈ `expected`; otherwise raise an AssertionError that names the mistake that gives `got`."""
+    import numpy as np
+
     got_array = np.asarray(got, dtype=np.float64)
     expected_array = np.asarray(expected, dtype=np.float64)
     if got_array.shape == expected_array.shape and np.allclose(got_array, expected_array, rtol=rtol, atol=atol):
@@ -111,7 +111,13 @@ def check_close(
 
 
 if __name__ == "__main__":
-    from nst.cli import main, without_slow_optional_imports
+    try:
+        from nst.cli import main, without_slow_optional_imports
 
-    without_slow_optional_imports()  # this process only: the command's, not a notebook's or a test's
-    sys.exit(main())
+        without_slow_optional_imports()  # this process only: the command's, not a notebook's or a test's
+        exit_code = main()
+    except ModuleNotFoundError as missing:  # a Python without the project's packages (not the .venv's)
+        from nst.errors import missing_package
+
+        exit_code = missing_package(missing, sys.executable)  # sys.exit prints it on stderr, exit code 1
+    sys.exit(exit_code)

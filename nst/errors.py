@@ -42,3 +42,18 @@ class OptimisationConverged(NSTError):
 def one_line(error: BaseException) -> str:
     """The error's message on one line."""
     return " ".join(str(error).split()) or type(error).__name__
+
+
+# Modules whose package on PyPI has another name (the rest are installed under their own name).
+_PACKAGE_OF_MODULE = {"PIL": "pillow", "cv2": "opencv-python-headless", "skimage": "scikit-image", "yaml": "pyyaml"}
+
+
+def missing_package(error: ModuleNotFoundError, python: str) -> str:
+    """One line for a package this project needs that `python` lacks: which one, and how to get the project's own."""
+    module = (error.name or "").partition(".")[0] or one_line(error)
+    package = _PACKAGE_OF_MODULE.get(module, module)
+    return (
+        f"error: the Python package {package!r} is not installed for {python}: run `make setup` and then "
+        f"`.venv/bin/python nst_utils.py ...` (or `source .venv/bin/activate`; conda: `conda env create -f "
+        "environment.yml`, then `conda activate nst`)"
+    )

@@ -98,6 +98,7 @@ def stylise(
     load_style_masks(settings, height_px, width_px)  # each mask: readable, not all black, the content's shape
     checked_weights = check_weights(settings.weights)  # a file that is no weights file: one line, and no folder
     check_writable_dir(output_root)  # the last check: a run refused never waits for the network
+    check_runner_installed()
     weights = weights_for_kernel(checked_weights)  # a checked file, or "random"; fetched here on first use
     run_dir = make_run_dir(output_root, label=f"{content_path.stem}+{style_path.stem}")
     plain = settings.asdict()  # tuples as lists: papermill would write a tuple as a string
@@ -114,6 +115,12 @@ def stylise(
     print(f"Stylising {content_path.name} with {style_path.name}; writing to {run_dir}", flush=True)
     execute_notebook(notebook_path, run_dir, papermill_parameters, memory)
     return run_dir
+
+
+def check_runner_installed() -> None:
+    """Import what execute_notebook runs the notebook with, so a Python without it fails before a run folder exists."""
+    import nbclient  # noqa: F401
+    import papermill  # noqa: F401
 
 
 def execute_notebook(notebook_path, run_dir: Path, parameters: dict, memory: dict) -> None:

@@ -52,7 +52,7 @@ def video_command(args: argparse.Namespace) -> int:
 def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_DIR, resume_dir=None) -> Path:
     """Check everything, then run notebook 02 headless into a new run folder (or `resume_dir`); returns it."""
     from nst.headless import Interrupted as KernelInterrupted
-    from nst.headless import execute_notebook
+    from nst.headless import check_runner_installed, execute_notebook
     from nst.images import load_style_image, style_size_for
     from nst.memory import available_memory_bytes, check_memory, estimate_memory_bytes
     from nst.run_folder import check_writable_dir, make_run_dir
@@ -83,6 +83,7 @@ def stylise_video(input_path, style_path, parameters: dict, output_root=OUTPUT_D
     check_clip_memory(clip, estimate_memory_bytes(**memory), available_memory_bytes())
     if resume_dir is None:
         check_writable_dir(output_root)  # the last check: a run refused never waits for the network
+    check_runner_installed()
     if first_params is not None and settings.weights is None:  # the frames so far were made with these weights
         weights = _weights_of(first_params, resume_dir)
     else:

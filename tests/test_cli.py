@@ -156,6 +156,22 @@ def test_a_setting_the_command_sets_itself_is_refused(tmp_path):
     assert_refused_in_one_line(done, tmp_path, "error: content_path: set by the command itself")
 
 
+@pytest.mark.parametrize(
+    ("module", "package", "command"),
+    [("PIL", "pillow", "stylise"), ("papermill", "papermill", "stylise"), ("papermill", "papermill", "video")],
+)
+def test_a_python_without_a_package_is_told_which_and_how_to_get_the_project_s_own(tmp_path, module, package, command):
+    """PIL is imported with the command, papermill only when the run starts: each is one line, and no folder."""
+    script = str(PROJECT_DIR / "nst_utils.py")
+    without_module = (
+        f"import runpy, sys; sys.modules[{module!r}] = None; sys.argv = ['nst_utils.py', {command!r}, "
+        f"'--output-root', {str(tmp_path)!r}]; runpy.run_path({script!r}, run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", without_module], capture_output=True, text=True, timeout=600)
+    assert_refused_in_one_line(done, tmp_path, f"error: the Python package {package!r} is not installed for ")
+    assert sys.executable in done.stderr and "make setup" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize("command", [[], ["stylise"], ["download"]])
 def test_help_prints_only_on_stdout(command):
     done = nst_cli(*command, "--help")
