@@ -3,6 +3,7 @@
 The slow tests start a LocalCluster of two worker processes on 127.0.0.1 themselves and stop it at the end.
 """
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -108,11 +109,21 @@ def test_a_lost_task_is_a_failure_that_says_so(tmp_path):
         assert result.status == "failed" and result.error.startswith(expected), result.error
 
 
-def start_local_cluster(distributed):
-    """Two single-thread worker processes on 127.0.0.1, as the issue asks; a context manager that stops them."""
-    return distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    )
+@contextlib.contextmanager
+def start_local_cluster(distributed, tmp_path):
+    """Two single-thread worker processes on 127.0.0.1, as the issue asks, stopped when the block ends.
+
+    Their scratch space, and the scheduler's, go in `tmp_path`: not in the system's temporary folder, where Dask
+    would leave them."""
+    import dask
+
+    with (
+        dask.config.set({"temporary-directory": str(tmp_path)}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as running,
+    ):
+        yield running
 
 
 @pytest.fixture
@@ -122,7 +133,7 @@ def local_cluster(monkeypatch, tmp_path):
     checkout_first_on_pythonpath(monkeypatch)  # the workers inherit this environment when they start
     flag_path = tmp_path / "killed-a-worker"
     monkeypatch.setenv(cluster.KILL_ONCE_ENV, str(flag_path))
-    with start_local_cluster(distributed) as running:
+    with start_local_cluster(distributed, tmp_path) as running:
         yield running.scheduler_address, flag_path
 
 
@@ -159,7 +170,10 @@ def test_a_run_whose_workers_keep_dying_is_reported_failed(tmp_path, monkeypatch
     checkout_first_on_pythonpath(monkeypatch)
     monkeypatch.setenv(cluster.KILL_ONCE_ENV, str(tmp_path / "killed-a-worker"))
     content = make_image(tmp_path / "harbour.png", "navy")
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), start_local_cluster(distributed) as running:
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        start_local_cluster(distributed, tmp_path) as running,
+    ):
         done = stylise_cli(
             "--content", content, "--style", make_style(tmp_path / "waves.png"), *TINY,
             "--batch-dir", tmp_path / "b", "--scheduler", running.scheduler_address, timeout_s=300,
@@ -208,7 +222,7 @@ def test_a_dask_run_fetches_the_weights_once_before_it_sends_tasks(tmp_path, mon
     make_image(folder / "harbour.png", "navy")
     make_image(folder / "meadow.png", "orange")
     style = make_style(tmp_path / "waves.png")
-    with start_local_cluster(distributed) as running:  # after the fixture: the workers see its environment
+    with start_local_cluster(distributed, tmp_path) as running:  # after the fixture: the workers see its environment
         command = ["--content", folder, "--style", style, *TINY, "--batch-dir", tmp_path / "b"]
         done = stylise_cli(*command, "--scheduler", running.scheduler_address)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
